@@ -1,0 +1,1 @@
+"""Who may call: the worker's shared secrets and admin sessions."""

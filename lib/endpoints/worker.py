@@ -1,0 +1,40 @@
+"""`GET|POST /api/jobs/run`: Vercel Cron (GET), operators and pg_net (POST) drain the queue."""
+
+from __future__ import annotations
+
+import time
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lib.auth.runner import require_runner_secret, trigger_source
+from lib.db import connect
+from lib.http import Request, Response, json_response
+from lib.settings import get_settings
+from lib.worker import MAX_LIMIT, Worker
+
+
+class RunParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=5, ge=1, description="jobs to claim; above 10 is capped to 10")
+    force: bool = Field(default=False, description="run even while processing is paused")
+
+    @field_validator("limit")
+    @classmethod
+    def _cap(cls, value: int) -> int:
+        return min(value, MAX_LIMIT)
+
+
+def run_jobs(request: Request) -> Response:
+    received_at = time.monotonic()
+    settings = get_settings()
+    credential = require_runner_secret(request, settings)
+    params = request.input(RunParams)
+    with connect(settings) as db:
+        report = Worker(db, settings).run(
+            limit=params.limit,
+            force=params.force,
+            trigger_source=trigger_source(request, credential),
+            started_at=received_at,
+        )
+    return json_response(report.to_json())

@@ -1,0 +1,1 @@
+"""Job handlers: the registry, the contract a handler implements, and one module per task type."""

@@ -1,0 +1,252 @@
+"""Typed wrappers over the queue's SQL functions: the only Python that knows their SQL.
+
+Queue behaviour (claiming, leases, retries, fencing) lives in the migration's
+functions; this module names their arguments and turns their rows into values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from psycopg.types.json import Jsonb
+
+from lib.db import Database
+
+JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job this worker holds a lease on. The lease token fences every finish."""
+
+    id: UUID
+    task_type: str
+    payload: Any
+    attempts: int
+    max_attempts: int
+    lease_token: UUID
+    run_at: datetime
+    lease_expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """A job's state right after a finish."""
+
+    id: UUID
+    status: str
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: UUID
+    deduplicated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunStart:
+    run_id: int
+    processing_enabled: bool
+    paused_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    status: str  # completed | paused | failed
+    claimed: int = 0
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    released: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The answer to cancel or retry: `changed` is false when the transition was impossible."""
+
+    id: UUID
+    status: str
+    previous_status: str
+    changed: bool
+    duplicate_of: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    processing_enabled: bool
+    paused_reason: str | None
+    updated_at: datetime
+
+
+def _state(row: dict[str, Any] | None) -> JobState | None:
+    return JobState(**row) if row else None
+
+
+class Queue:
+    """The queue as seen through one database connection."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- enqueue -------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task_type: str,
+        payload: Any = None,
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> UUID:
+        """Insert a new job, always (the seed's four-argument call)."""
+        row = self.db.fetchone(
+            "select job_queue_enqueue(%s, %s, coalesce(%s, now()), %s) as id",
+            (task_type, Jsonb(payload if payload is not None else {}), run_at, max_attempts),
+        )
+        assert row is not None
+        return row["id"]
+
+    def enqueue_unique(
+        self,
+        task_type: str,
+        payload: Any = None,
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> Enqueued:
+        """Insert a job unless an equal one (same type and payload) is pending or processing."""
+        body = Jsonb(payload if payload is not None else {})
+        row = self.db.fetchone(
+            "select job_id, deduplicated from job_queue_enqueue_unique("
+            "%s, %s, job_queue_payload_key(%s), coalesce(%s, now()), %s)",
+            (task_type, body, body, run_at, max_attempts),
+        )
+        assert row is not None
+        return Enqueued(job_id=row["job_id"], deduplicated=row["deduplicated"])
+
+    def enqueue_batch(
+        self,
+        task_type: str,
+        payloads: Sequence[Any],
+        *,
+        run_at: datetime | None = None,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> list[UUID]:
+        """Insert many jobs of one type in one statement."""
+        rows = self.db.fetchall(
+            "select id from job_queue_enqueue_batch(%s, %s::jsonb[], coalesce(%s, now()), %s) as id",
+            (task_type, [Jsonb(p if p is not None else {}) for p in payloads], run_at, max_attempts),
+        )
+        return [r["id"] for r in rows]
+
+    # -- the worker's calls ----------------------------------------------------
+
+    def start_run(self, trigger_source: str, limit: int | None, forced: bool) -> RunStart:
+        """Record a worker invocation and read the pause switch, in one round trip."""
+        row = self.db.fetchone(
+            "select run_id, processing_enabled, paused_reason from job_queue_run_start(%s, %s, %s)",
+            (trigger_source, limit, forced),
+        )
+        assert row is not None
+        return RunStart(**row)
+
+    def finish_run(self, run_id: int, summary: RunSummary) -> None:
+        self.db.execute(
+            "select job_queue_run_finish(%s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                run_id,
+                summary.status,
+                summary.claimed,
+                summary.processed,
+                summary.succeeded,
+                summary.failed,
+                summary.released,
+                summary.error,
+            ),
+        )
+
+    def claim(self, limit: int, lease: timedelta) -> list[ClaimedJob]:
+        rows = self.db.fetchall(
+            "select id, task_type, payload, attempts, max_attempts, lease_token, run_at, lease_expires_at"
+            " from job_queue_claim(%s, %s)",
+            (limit, lease),
+        )
+        return [ClaimedJob(**row) for row in rows]
+
+    def mark_succeeded(self, job: ClaimedJob, output: Any = None) -> JobState | None:
+        """Finish a job as succeeded; None when the lease was lost (cancelled or taken over)."""
+        return _state(
+            self.db.fetchone(
+                "select id, status, attempts, max_attempts, run_at, last_error"
+                " from job_queue_mark_succeeded(%s, %s, %s)",
+                (job.id, Jsonb(output) if output is not None else None, job.lease_token),
+            )
+        )
+
+    def mark_failed(self, job: ClaimedJob, error: str, retry_in: timedelta | None) -> JobState | None:
+        """Fail a job, scheduling a retry after `retry_in` unless it is None; None when the lease was lost."""
+        return _state(
+            self.db.fetchone(
+                "select id, status, attempts, max_attempts, run_at, last_error"
+                " from job_queue_mark_failed(%s, %s, %s, %s)",
+                (job.id, error, retry_in, job.lease_token),
+            )
+        )
+
+    def release(self, jobs: Sequence[ClaimedJob]) -> int:
+        """Hand claimed but unstarted jobs back without spending their attempt."""
+        if not jobs:
+            return 0
+        row = self.db.fetchone(
+            "select count(*) filter (where job_queue_release(t.id, t.token)) as released"
+            " from unnest(%s::uuid[], %s::uuid[]) as t(id, token)",
+            ([j.id for j in jobs], [j.lease_token for j in jobs]),
+        )
+        assert row is not None
+        return int(row["released"])
+
+    def status_of(self, job_id: UUID) -> str | None:
+        row = self.db.fetchone("select status from job_queue where id = %s", (job_id,))
+        return row["status"] if row else None
+
+    # -- operator actions ----------------------------------------------------
+
+    def cancel(self, job_id: UUID, reason: str | None = None) -> Transition | None:
+        row = self.db.fetchone(
+            "select id, status, previous_status, changed from job_queue_cancel(%s, %s)", (job_id, reason)
+        )
+        return Transition(**row) if row else None
+
+    def retry(self, job_id: UUID) -> Transition | None:
+        row = self.db.fetchone(
+            "select id, status, previous_status, changed, duplicate_of from job_queue_retry(%s)", (job_id,)
+        )
+        return Transition(**row) if row else None
+
+    def settings(self) -> QueueSettings:
+        row = self.db.fetchone("select processing_enabled, paused_reason, updated_at from job_queue_settings")
+        assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
+        return QueueSettings(**row)
+
+    def set_processing(self, enabled: bool, reason: str | None = None) -> QueueSettings:
+        row = self.db.fetchone(
+            "select processing_enabled, paused_reason, updated_at from job_queue_set_processing(%s, %s)",
+            (enabled, reason),
+        )
+        assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
+        return QueueSettings(**row)
+
+    def cleanup(self, older_than: timedelta, batch_size: int = 1000, max_batches: int = 50) -> int:
+        row = self.db.fetchone("select job_queue_cleanup(%s, %s, %s) as removed", (older_than, batch_size, max_batches))
+        assert row is not None
+        return int(row["removed"])

@@ -1,0 +1,122 @@
+"""Environment configuration, validated once per process.
+
+Nothing here runs at import: a missing or malformed variable must not crash a
+cold start. The first call to `get_settings()` validates the environment and
+either returns the settings or raises `ConfigurationError` naming each bad
+variable (never its value: some are secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+from lib.errors import ConfigurationError
+
+DEFAULT_GAME_PLATFORM_API_BASE_URL = "https://api.metactf.com/integrations/syned/v1"
+
+PositiveSeconds = Annotated[float, Field(gt=0)]
+
+
+class Settings(BaseModel):
+    """Every variable the bundle reads. Field aliases are the variable names."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    # Database. POSTGRES_URL is what Vercel's Supabase integration sets.
+    database_url: SecretStr | None = Field(default=None, validation_alias=AliasChoices("DATABASE_URL", "POSTGRES_URL"))
+    db_connect_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=5, alias="DB_CONNECT_TIMEOUT_SECONDS"
+    )
+    db_statement_timeout_seconds: PositiveSeconds = Field(default=30.0, alias="DB_STATEMENT_TIMEOUT_SECONDS")
+
+    # Worker authentication: each optional; an unset one matches nothing.
+    cron_secret: SecretStr | None = Field(default=None, alias="CRON_SECRET")
+    job_queue_runner_secret: SecretStr | None = Field(default=None, alias="JOB_QUEUE_RUNNER_SECRET")
+
+    # Worker time budget. Keep JOB_WORKER_MAX_DURATION_SECONDS equal to the
+    # worker's maxDuration in vercel.json.
+    worker_max_duration_seconds: PositiveSeconds = Field(default=300.0, alias="JOB_WORKER_MAX_DURATION_SECONDS")
+    worker_finish_margin_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=15.0, alias="JOB_WORKER_FINISH_MARGIN_SECONDS"
+    )
+    worker_min_job_seconds: Annotated[float, Field(ge=0)] = Field(default=30.0, alias="JOB_WORKER_MIN_JOB_SECONDS")
+    worker_lease_margin_seconds: Annotated[float, Field(ge=0)] = Field(
+        default=60.0, alias="JOB_WORKER_LEASE_MARGIN_SECONDS"
+    )
+    retry_base_seconds: PositiveSeconds = Field(default=30.0, alias="JOB_RETRY_BASE_SECONDS")
+    retry_max_seconds: PositiveSeconds = Field(default=3600.0, alias="JOB_RETRY_MAX_SECONDS")
+
+    # Observability.
+    sentry_dsn: SecretStr | None = Field(default=None, alias="SENTRY_DSN")
+    vercel_env: str | None = Field(default=None, alias="VERCEL_ENV")
+    vercel_git_commit_sha: str | None = Field(default=None, alias="VERCEL_GIT_COMMIT_SHA")
+
+    # Admin authentication (Supabase).
+    supabase_url: str | None = Field(default=None, alias="SUPABASE_URL")
+    supabase_anon_key: SecretStr | None = Field(default=None, alias="SUPABASE_ANON_KEY")
+    supabase_jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
+
+    # Health thresholds.
+    health_max_wait_seconds: PositiveSeconds = Field(default=600.0, alias="JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS")
+
+    # Game Platform vendor.
+    game_platform_api_base_url: str = Field(
+        default=DEFAULT_GAME_PLATFORM_API_BASE_URL, alias="GAME_PLATFORM_API_BASE_URL"
+    )
+    game_platform_api_token: SecretStr | None = Field(default=None, alias="GAME_PLATFORM_API_TOKEN")
+    game_platform_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(default=8, alias="GAME_PLATFORM_CONCURRENCY")
+    game_platform_timeout_seconds: PositiveSeconds = Field(default=15.0, alias="GAME_PLATFORM_TIMEOUT_SECONDS")
+
+    @property
+    def worker_lease_seconds(self) -> float:
+        """A claim's lease outlives the invocation, so only a dead worker's jobs expire."""
+        return self.worker_max_duration_seconds + self.worker_lease_margin_seconds
+
+    @property
+    def runner_secrets_configured(self) -> bool:
+        return bool(secret_value(self.cron_secret) or secret_value(self.job_queue_runner_secret))
+
+
+def secret_value(secret: SecretStr | None) -> str:
+    """The secret's text, or "" when unset."""
+    return secret.get_secret_value() if secret is not None else ""
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Validate an environment. Empty and blank variables count as unset."""
+    values = {k: v.strip() for k, v in environ.items() if v.strip()}
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = ".".join(str(part) for part in error["loc"]) or "environment"
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("invalid environment: " + "; ".join(problems)) from None
+
+
+_lock = threading.Lock()
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process's settings, validated on first use and then reused."""
+    global _cached
+    if _cached is None:
+        with _lock:
+            if _cached is None:
+                _cached = load_settings(os.environ)
+    return _cached
+
+
+def reload_settings() -> Settings:
+    """Forget the cached settings and read the environment again (tests, dev server)."""
+    global _cached
+    with _lock:
+        _cached = None
+    return get_settings()

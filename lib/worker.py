@@ -1,0 +1,272 @@
+"""The drain loop behind /api/jobs/run.
+
+One invocation: record the run and read the pause switch (one statement), claim
+up to `limit` due jobs under a lease that outlives the invocation (one
+statement), run them one by one and finish each (one statement per job), then
+close the run record (one statement). Jobs claimed but not reached before the
+time budget runs out are released, their attempt not spent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from lib.db import Database
+from lib.jobs.context import JobContext, PermanentJobError, RetryJobLater, describe
+from lib.jobs.registry import TaskRegistry, default_registry
+from lib.observability import capture_job_failure, log
+from lib.queue import ClaimedJob, JobState, Queue, RunSummary
+from lib.retry import BackoffPolicy
+from lib.settings import Settings
+
+MAX_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class JobResult:
+    id: str
+    task_type: str
+    status: str  # the job's status after this run
+    attempts: int
+    last_error: str | None
+    retry_at: datetime | None
+    duration_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "taskType": self.task_type,
+            "status": self.status,
+            "attempts": self.attempts,
+            "lastError": self.last_error,
+            "durationMs": self.duration_ms,
+        }
+        if self.retry_at is not None:
+            body["retryAt"] = self.retry_at.isoformat()
+        return body
+
+
+@dataclass
+class WorkerReport:
+    status: str  # ok | paused
+    results: list[JobResult] = field(default_factory=list)
+    released: int = 0
+    paused_reason: str | None = None
+    run_id: int | None = None
+
+    @property
+    def succeeded(self) -> int:
+        return sum(r.status == "succeeded" for r in self.results)
+
+    @property
+    def failed(self) -> int:
+        return sum(r.status in ("failed", "pending") for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        if self.status == "paused":
+            return {"status": "paused", "processed": 0, "reason": self.paused_reason}
+        return {
+            "status": "ok",
+            "processed": len(self.results),
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "released": self.released,
+            "results": [r.to_json() for r in self.results],
+        }
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: BaseException
+    retry_in: timedelta | None  # None: fail for good
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        registry: TaskRegistry = default_registry,
+        policy: BackoffPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.db = db
+        self.queue = Queue(db)
+        self.settings = settings
+        self.registry = registry
+        self.policy = policy or BackoffPolicy(settings.retry_base_seconds, settings.retry_max_seconds)
+        self.clock = clock
+
+    def run(self, *, limit: int, force: bool, trigger_source: str, started_at: float | None = None) -> WorkerReport:
+        """Drain up to `limit` due jobs within the invocation's time budget."""
+        started_at = self.clock() if started_at is None else started_at
+        deadline = started_at + self.settings.worker_max_duration_seconds - self.settings.worker_finish_margin_seconds
+        limit = max(1, min(limit, MAX_LIMIT))
+
+        run = self.queue.start_run(trigger_source, limit, force)
+        if not run.processing_enabled and not force:
+            self.queue.finish_run(run.run_id, RunSummary(status="paused"))
+            log("worker.paused", run_id=run.run_id, reason=run.paused_reason, trigger=trigger_source)
+            return WorkerReport(status="paused", paused_reason=run.paused_reason, run_id=run.run_id)
+
+        report = WorkerReport(status="ok", run_id=run.run_id)
+        claimed: list[ClaimedJob] = []
+        try:
+            lease = timedelta(seconds=self.settings.worker_lease_seconds)
+            claimed = self.queue.claim(limit, lease)
+            for index, job in enumerate(claimed):
+                if deadline - self.clock() < self.settings.worker_min_job_seconds:
+                    unstarted = claimed[index:]
+                    report.released = self.queue.release(unstarted)
+                    log(
+                        "worker.budget_exhausted",
+                        "warning",
+                        run_id=run.run_id,
+                        released=report.released,
+                        job_ids=[str(j.id) for j in unstarted],
+                    )
+                    break
+                report.results.append(self._execute(job, deadline))
+        except Exception as exc:
+            self._finish_run(run.run_id, report, len(claimed), status="failed", error=describe(exc))
+            raise
+        self._finish_run(run.run_id, report, len(claimed), status="completed")
+        log(
+            "worker.finished",
+            run_id=run.run_id,
+            trigger=trigger_source,
+            claimed=len(claimed),
+            succeeded=report.succeeded,
+            failed=report.failed,
+            released=report.released,
+            duration_ms=int((self.clock() - started_at) * 1000),
+        )
+        return report
+
+    def _finish_run(
+        self, run_id: int, report: WorkerReport, claimed: int, *, status: str, error: str | None = None
+    ) -> None:
+        summary = RunSummary(
+            status=status,
+            claimed=claimed,
+            processed=len(report.results),
+            succeeded=report.succeeded,
+            failed=report.failed,
+            released=report.released,
+            error=error,
+        )
+        try:
+            self.queue.finish_run(run_id, summary)
+        except Exception as exc:
+            if status != "failed":
+                raise
+            log("worker.run_record_failed", "warning", run_id=run_id, error=describe(exc))
+
+    def _execute(self, job: ClaimedJob, deadline: float) -> JobResult:
+        started = self.clock()
+        fields = {"job_id": str(job.id), "task_type": job.task_type, "attempts": job.attempts}
+        log("job.started", **fields, max_attempts=job.max_attempts)
+        output: Any = None
+        failure: _Failure | None = None
+        try:
+            output = self._call_handler(job, deadline)
+        except PermanentJobError as exc:
+            failure = _Failure(exc, None)
+        except RetryJobLater as exc:
+            failure = _Failure(exc, self.policy.delay(job.attempts, exc.retry_in_seconds))
+        except Exception as exc:  # noqa: BLE001 - any other handler error is transient: retry with backoff
+            failure = _Failure(exc, self.policy.delay(job.attempts))
+
+        if failure is None:
+            state = self.queue.mark_succeeded(job, output)
+        else:
+            state = self.queue.mark_failed(job, describe(failure.error), failure.retry_in)
+        duration_ms = int((self.clock() - started) * 1000)
+        return self._report(job, state, failure, duration_ms, fields)
+
+    def _call_handler(self, job: ClaimedJob, deadline: float) -> Any:
+        spec = self.registry.get(job.task_type)
+        if spec is None:
+            raise PermanentJobError(
+                f"unknown task type {job.task_type!r}; this worker runs: {', '.join(self.registry.task_types())}"
+            )
+        try:
+            payload = spec.payload_model.model_validate(job.payload)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise PermanentJobError(f"invalid payload for {job.task_type}: {problems}") from None
+        ctx = JobContext(
+            job_id=job.id,
+            task_type=job.task_type,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            deadline=deadline,
+            db=self.db,
+            queue=self.queue,
+            settings=self.settings,
+        )
+        return spec.handle(ctx, payload)
+
+    def _report(
+        self,
+        job: ClaimedJob,
+        state: JobState | None,
+        failure: _Failure | None,
+        duration_ms: int,
+        fields: dict[str, Any],
+    ) -> JobResult:
+        if state is None:
+            # Fenced out: cancelled meanwhile, or our lease expired and another worker took over.
+            status = self.queue.status_of(job.id) or "deleted"
+            log("job.lease_lost", "warning", **fields, status=status, duration_ms=duration_ms)
+            return JobResult(str(job.id), job.task_type, status, job.attempts, None, None, duration_ms)
+
+        if failure is None:
+            log("job.succeeded", **fields, duration_ms=duration_ms)
+        else:
+            permanent = state.status == "failed"
+            log(
+                "job.failed" if permanent else "job.retry_scheduled",
+                "error" if permanent else "warning",
+                **fields,
+                max_attempts=job.max_attempts,
+                duration_ms=duration_ms,
+                error=state.last_error,
+                retry_at=None if permanent else state.run_at.isoformat(),
+                stack=_stack(failure.error),
+            )
+            capture_job_failure(
+                failure.error,
+                job_id=str(job.id),
+                task_type=job.task_type,
+                attempts=job.attempts,
+                max_attempts=job.max_attempts,
+                permanent=permanent,
+            )
+        return JobResult(
+            id=str(job.id),
+            task_type=job.task_type,
+            status=state.status,
+            attempts=state.attempts,
+            last_error=state.last_error,
+            retry_at=state.run_at if state.status == "pending" else None,
+            duration_ms=duration_ms,
+        )
+
+
+def _stack(exc: BaseException) -> str | None:
+    if isinstance(exc, PermanentJobError | RetryJobLater) and exc.__traceback__ is None:
+        return None
+    import traceback
+
+    return "".join(traceback.format_exception(exc))

@@ -1,0 +1,144 @@
+"""Apply `supabase/migrations/*.sql` to the database at `DATABASE_URL`.
+
+Each file is applied once, in name order, inside its own transaction, and
+recorded in `supabase_migrations.schema_migrations` — the table the Supabase CLI
+keeps — so a database migrated by `supabase db push` is not migrated twice and
+running this script again is harmless.
+
+On plain PostgreSQL it first creates what Supabase provides and the migrations
+expect (the roles `anon`, `authenticated`, `service_role` and the schema `auth`),
+each only where missing. Tests, the dev server and the benchmarks set up their
+databases with this same code.
+
+Usage: DATABASE_URL=postgresql://... python scripts/migrate.py [--list]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
+
+# A fixed key for pg_advisory_xact_lock, so concurrent migrators take turns.
+_MIGRATION_LOCK_KEY = 7_310_512_000_001
+
+_SUPABASE_COMPATIBILITY = """
+do $compat$
+declare
+    r text;
+begin
+    foreach r in array array['anon', 'authenticated', 'service_role'] loop
+        if not exists (select from pg_roles where rolname = r) then
+            -- Roles are cluster-wide: two databases migrated at once may race to
+            -- create one, so a duplicate here is expected and harmless.
+            begin
+                execute format('create role %I nologin noinherit', r);
+            exception when duplicate_object or unique_violation then null;
+            end;
+        end if;
+    end loop;
+end
+$compat$;
+create schema if not exists auth;
+create schema if not exists supabase_migrations;
+create table if not exists supabase_migrations.schema_migrations (
+    version text primary key,
+    statements text[],
+    name text
+);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migration files in the order they apply (Supabase CLI: `<version>_<name>.sql`)."""
+    migrations = []
+    for path in sorted(directory.glob("*.sql")):
+        version, _, name = path.stem.partition("_")
+        if not version.isdigit() or not name:
+            raise SystemExit(f"{path.name}: migration files are named <timestamp>_<name>.sql")
+        migrations.append(Migration(version=version, name=name, path=path))
+    return migrations
+
+
+def ensure_supabase_compatibility(conn: psycopg.Connection) -> None:
+    """Create the Supabase roles and schemas the migrations expect, where missing."""
+    with conn.transaction():
+        conn.execute(_SUPABASE_COMPATIBILITY.encode())
+
+
+def applied_versions(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    return {row[0] for row in rows}
+
+
+def apply_migrations(
+    conninfo: str,
+    migrations: Sequence[Migration] | None = None,
+    *,
+    log: bool = False,
+) -> list[Migration]:
+    """Apply every migration not yet recorded; return the ones applied now."""
+    migrations = discover() if migrations is None else migrations
+    applied: list[Migration] = []
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
+        ensure_supabase_compatibility(conn)
+        for migration in migrations:
+            with conn.transaction():
+                conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+                if migration.version in applied_versions(conn):
+                    continue
+                conn.execute(migration.sql.encode())  # bytes: no client-side placeholders
+                conn.execute(
+                    "insert into supabase_migrations.schema_migrations (version, name) values (%s, %s)",
+                    (migration.version, migration.name),
+                )
+            applied.append(migration)
+            if log:
+                print(f"applied {migration.path.name}")
+    return applied
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true", help="show each migration and whether it is applied")
+    args = parser.parse_args(argv)
+    conninfo = os.environ.get("DATABASE_URL", "").strip()
+    if not conninfo:
+        print("DATABASE_URL is not set: point it at the database to migrate.", file=sys.stderr)
+        return 2
+    try:
+        if args.list:
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                ensure_supabase_compatibility(conn)
+                done = applied_versions(conn)
+            for m in discover():
+                print(f"{'applied' if m.version in done else 'pending'}  {m.path.name}")
+            return 0
+        applied = apply_migrations(conninfo, log=True)
+    except psycopg.Error as exc:
+        print(f"migration failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"{len(applied)} migration(s) applied; database is up to date.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

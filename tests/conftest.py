@@ -1,0 +1,155 @@
+"""Shared fixtures: a real PostgreSQL, a fresh migrated database, api files served over HTTP.
+
+PostgreSQL is `DATABASE_URL`'s server when set (CI runs the suite once against
+the machine's PostgreSQL 15 this way), else an embedded one from `pgserver`.
+Each test run creates its own database with `scripts/migrate.py`'s code and
+drops it at the end; each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+from lib.db import Database, connect
+from lib.jobs.registry import default_registry
+from lib.queue import Queue
+from lib.settings import load_settings, reload_settings
+from scripts.local_pg import fresh_database, postgres_server
+from tests.support.api import ApiServer
+from tests.support.secrets import CRON_SECRET, RUNNER_SECRET
+from tests.support.tasks import recorder, register_test_tasks, unregister_test_tasks
+
+# Variables the bundle reads; each test starts with none of them but what it sets.
+APP_VARIABLES = (
+    "DATABASE_URL",
+    "POSTGRES_URL",
+    "CRON_SECRET",
+    "JOB_QUEUE_RUNNER_SECRET",
+    "SENTRY_DSN",
+    "VERCEL_ENV",
+    "VERCEL_GIT_COMMIT_SHA",
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "SUPABASE_JWT_SECRET",
+    "GAME_PLATFORM_API_BASE_URL",
+    "GAME_PLATFORM_API_TOKEN",
+)
+
+
+@pytest.fixture(scope="session")
+def admin_conninfo() -> Iterator[str]:
+    """The PostgreSQL server of this test run."""
+    with postgres_server() as conninfo:
+        yield conninfo
+
+
+@pytest.fixture(scope="session")
+def database_url(admin_conninfo: str) -> Iterator[str]:
+    """A database created and migrated for this test run."""
+    with fresh_database(admin_conninfo, prefix="jq_test") as conninfo:
+        yield conninfo
+
+
+def _reset_tables(conninfo: str) -> None:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "select format('%I.%I', schemaname, tablename) from pg_tables where schemaname = 'public'"
+            ).fetchall()
+        ]
+        if tables:
+            conn.execute(f"truncate {', '.join(tables)} restart identity cascade")
+        conn.execute("insert into job_queue_settings (id) values (true) on conflict do nothing")
+
+
+@pytest.fixture
+def clean_db(database_url: str) -> str:
+    """The run's database with every table emptied (and the settings row restored)."""
+    _reset_tables(database_url)
+    return database_url
+
+
+@pytest.fixture
+def app_env(monkeypatch: pytest.MonkeyPatch, clean_db: str) -> Callable[..., None]:
+    """Set the bundle's environment for this test; call it again to change variables."""
+    for name in APP_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    base = {
+        "DATABASE_URL": clean_db,
+        "CRON_SECRET": CRON_SECRET,
+        "JOB_QUEUE_RUNNER_SECRET": RUNNER_SECRET,
+        "DB_CONNECT_TIMEOUT_SECONDS": "2",
+    }
+
+    def configure(**overrides: str | None) -> None:
+        for name, value in {**base, **overrides}.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        reload_settings()
+
+    configure()
+    yield configure
+    monkeypatch.undo()
+    reload_settings_safely()
+
+
+def reload_settings_safely() -> None:
+    with contextlib.suppress(Exception):
+        reload_settings()
+
+
+@pytest.fixture
+def db(clean_db: str) -> Iterator[Database]:
+    """A connection through the bundle's own database layer."""
+    with connect(load_settings({"DATABASE_URL": clean_db})) as database:
+        yield database
+
+
+@pytest.fixture
+def queue(db: Database) -> Queue:
+    return Queue(db)
+
+
+@pytest.fixture
+def sql(clean_db: str) -> Iterator[psycopg.Connection]:
+    """A plain autocommit connection for arranging and inspecting state."""
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture
+def test_tasks() -> Iterator[None]:
+    """The test task types registered in the worker's registry."""
+    register_test_tasks(default_registry)
+    recorder.runs.clear()
+    yield
+    unregister_test_tasks(default_registry)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[str], ApiServer]]:
+    """Serve api files over real HTTP: `serve("api/jobs/run.py")`."""
+    servers: list[ApiServer] = []
+
+    def start(relative_path: str) -> ApiServer:
+        server = ApiServer(relative_path)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture
+def worker_api(app_env: Callable[..., None], test_tasks: None, serve: Callable[[str], ApiServer]) -> ApiServer:
+    return serve("api/jobs/run.py")

@@ -1,0 +1,98 @@
+"""Serve api/ files through their real handler classes over a local HTTP server.
+
+Vercel loads an api file by path (its name may hold hyphens) and serves its
+`handler` class; these helpers do the same, then talk to it over real HTTP.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import json
+import threading
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_api_module(relative_path: str) -> Any:
+    """Import `api/...py` by path, as Vercel's runtime does."""
+    path = ROOT / relative_path
+    name = "api_" + relative_path.replace("/", "_").replace("-", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None, path
+    assert spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class ApiResponse:
+    status: int
+    headers: dict[str, str]
+    raw: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.raw)
+
+
+class ApiServer:
+    """One api file served on 127.0.0.1 in a background thread."""
+
+    def __init__(self, relative_path: str) -> None:
+        self.module = load_api_module(relative_path)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.module.handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.route = "/" + relative_path.removesuffix(".py")
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def request(
+        self,
+        method: str = "GET",
+        *,
+        query: str = "",
+        body: bytes | str | dict[str, Any] | list[Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 60.0,
+    ) -> ApiResponse:
+        return request(self.port, method, self.route + (f"?{query}" if query else ""), body, headers, timeout)
+
+
+def request(
+    port: int,
+    method: str,
+    path: str,
+    body: bytes | str | dict[str, Any] | list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> ApiResponse:
+    """A raw HTTP request: headers are sent exactly as given."""
+    if isinstance(body, dict | list):
+        data: bytes | None = json.dumps(body).encode()
+    elif isinstance(body, str):
+        data = body.encode()
+    else:
+        data = body
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        if data is not None:
+            conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data)
+        resp = conn.getresponse()
+        return ApiResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()

@@ -1,0 +1,82 @@
+"""Task types the tests run through the real worker: they record what ran."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from lib.jobs.context import JobContext, PermanentJobError, RetryJobLater
+from lib.jobs.registry import TaskRegistry, TaskSpec
+
+
+class AnyPayload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class SleepPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    seconds: float
+
+
+class Recorder:
+    """Counts executions per job id across threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.runs: Counter[str] = Counter()
+
+    def record(self, ctx: JobContext) -> None:
+        with self.lock:
+            self.runs[str(ctx.job_id)] += 1
+
+
+recorder = Recorder()
+
+
+def _noop(ctx: JobContext, payload: AnyPayload) -> dict[str, Any]:
+    recorder.record(ctx)
+    return {"ok": True, "attempt": ctx.attempts}
+
+
+def _boom(ctx: JobContext, payload: AnyPayload) -> None:
+    recorder.record(ctx)
+    raise RuntimeError("upstream exploded")
+
+
+def _permanent(ctx: JobContext, payload: AnyPayload) -> None:
+    recorder.record(ctx)
+    raise PermanentJobError("record 42 does not exist")
+
+
+def _retry_later(ctx: JobContext, payload: AnyPayload) -> None:
+    recorder.record(ctx)
+    raise RetryJobLater("rate limited by upstream", retry_in_seconds=120)
+
+
+def _sleep(ctx: JobContext, payload: SleepPayload) -> dict[str, float]:
+    recorder.record(ctx)
+    time.sleep(payload.seconds)
+    return {"slept": payload.seconds}
+
+
+TEST_TASKS = [
+    TaskSpec("test_noop", AnyPayload, _noop),
+    TaskSpec("test_boom", AnyPayload, _boom),
+    TaskSpec("test_permanent", AnyPayload, _permanent),
+    TaskSpec("test_retry_later", AnyPayload, _retry_later),
+    TaskSpec("test_sleep", SleepPayload, _sleep),
+]
+
+
+def register_test_tasks(registry: TaskRegistry) -> None:
+    for spec in TEST_TASKS:
+        registry.register(spec)
+
+
+def unregister_test_tasks(registry: TaskRegistry) -> None:
+    for spec in TEST_TASKS:
+        registry.unregister(spec.task_type)

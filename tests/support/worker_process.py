@@ -1,0 +1,27 @@
+"""A worker in its own process, serving api/jobs/run.py with the test tasks registered.
+
+Used where a test must kill the worker (SIGKILL mid-job). Prints its port, then serves.
+Run as: python -m tests.support.worker_process
+"""
+
+from __future__ import annotations
+
+import sys
+from http.server import ThreadingHTTPServer
+
+from lib.jobs.registry import default_registry
+from tests.support.api import load_api_module
+from tests.support.tasks import register_test_tasks
+
+
+def main() -> None:
+    register_test_tasks(default_registry)
+    module = load_api_module("api/jobs/run.py")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), module.handler)
+    print(server.server_address[1], flush=True)
+    sys.stdout.flush()
+    server.serve_forever(0.05)
+
+
+if __name__ == "__main__":
+    main()

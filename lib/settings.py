@@ -60,6 +60,10 @@ class Settings(BaseModel):
     supabase_url: str | None = Field(default=None, alias="SUPABASE_URL")
     supabase_anon_key: SecretStr | None = Field(default=None, alias="SUPABASE_ANON_KEY")
     supabase_jwt_secret: SecretStr | None = Field(default=None, alias="SUPABASE_JWT_SECRET")
+    # Calls to Supabase Auth (JWKS, /auth/v1/user) block an admin request: keep them short.
+    supabase_auth_timeout_seconds: Annotated[float, Field(gt=0, le=20)] = Field(
+        default=5.0, alias="SUPABASE_AUTH_TIMEOUT_SECONDS"
+    )
 
     # Health thresholds.
     health_max_wait_seconds: PositiveSeconds = Field(default=600.0, alias="JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS")

@@ -71,7 +71,6 @@ def init_sentry(settings: Settings) -> bool:
                 dsn=dsn,
                 environment=settings.vercel_env or "development",
                 release=settings.vercel_git_commit_sha,
-                send_default_pii=False,
                 traces_sample_rate=0.0,
                 # A serverless function does not live long enough for the
                 # default integrations' background work to pay off.

@@ -81,6 +81,7 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def ensure_supabase_compatibility(conn: psycopg.Connection) -> None:
     """Create the Supabase roles and schemas the migrations expect, where missing."""
     with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
         conn.execute(_SUPABASE_COMPATIBILITY.encode())
 
 

@@ -1,0 +1,98 @@
+"""scripts/migrate.py: each migration once, in order, recorded; Supabase's roles where missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from scripts.local_pg import create_database, drop_database
+from scripts.migrate import apply_migrations, discover
+from tests.support.api import ROOT
+
+
+@pytest.fixture
+def empty_database(admin_conninfo):
+    conninfo = create_database(admin_conninfo, prefix="jq_migrate")
+    yield conninfo
+    drop_database(admin_conninfo, conninfo)
+
+
+def _recorded(conninfo):
+    with psycopg.connect(conninfo) as conn:
+        return [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations order by 1")]
+
+
+def test_migrations_are_named_for_the_supabase_cli():
+    migrations = discover()
+    assert migrations
+    assert all(len(m.version) == 14 for m in migrations)
+    assert [m.version for m in migrations] == sorted(m.version for m in migrations)
+
+
+def test_applies_every_migration_once_and_records_it(empty_database):
+    applied = apply_migrations(empty_database)
+    assert [m.version for m in applied] == [m.version for m in discover()]
+    assert _recorded(empty_database) == [m.version for m in discover()]
+    assert apply_migrations(empty_database) == []
+
+
+def test_cli_runs_twice_harmlessly(empty_database):
+    env = {**os.environ, "DATABASE_URL": empty_database}
+    first = subprocess.run([sys.executable, "scripts/migrate.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    second = subprocess.run([sys.executable, "scripts/migrate.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    assert "applied 20261128000100_job_queue.sql" in first.stdout
+    assert "0 migration(s) applied" in second.stdout
+    listing = subprocess.run(
+        [sys.executable, "scripts/migrate.py", "--list"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert "pending" not in listing.stdout
+    assert "applied  20261128000100_job_queue.sql" in listing.stdout
+
+
+def test_cli_without_database_url_says_so():
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    result = subprocess.run([sys.executable, "scripts/migrate.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "DATABASE_URL" in result.stderr
+
+
+def test_concurrent_migrators_apply_each_migration_once(empty_database):
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: apply_migrations(empty_database), range(3)))
+    applied = [m.version for result in results for m in result]
+    assert sorted(applied) == [m.version for m in discover()]
+
+
+def test_creates_supabase_roles_and_auth_schema(empty_database):
+    apply_migrations(empty_database)
+    with psycopg.connect(empty_database) as conn:
+        roles = {r[0] for r in conn.execute("select rolname from pg_roles")}
+        schemas = {r[0] for r in conn.execute("select nspname from pg_namespace")}
+    assert {"anon", "authenticated", "service_role"} <= roles
+    assert "auth" in schemas
+
+
+def test_a_failing_migration_is_rolled_back_and_not_recorded(empty_database, tmp_path):
+    from scripts.migrate import Migration
+
+    good = tmp_path / "20990101000000_good.sql"
+    good.write_text("create table good_table (id int);")
+    bad = tmp_path / "20990101000001_bad.sql"
+    bad.write_text("create table half_done (id int); select no_such_function();")
+    with pytest.raises(psycopg.Error):
+        apply_migrations(
+            empty_database,
+            [Migration("20990101000000", "good", good), Migration("20990101000001", "bad", bad)],
+        )
+    with psycopg.connect(empty_database) as conn:
+        tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
+    assert "good_table" in tables
+    assert "half_done" not in tables
+    assert _recorded(empty_database) == ["20990101000000"]

@@ -35,6 +35,8 @@ APP_VARIABLES = (
     "SUPABASE_URL",
     "SUPABASE_ANON_KEY",
     "SUPABASE_JWT_SECRET",
+    "SUPABASE_AUTH_TIMEOUT_SECONDS",
+    "JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS",
     "GAME_PLATFORM_API_BASE_URL",
     "GAME_PLATFORM_API_TOKEN",
 )
@@ -153,3 +155,19 @@ def serve() -> Iterator[Callable[[str], ApiServer]]:
 @pytest.fixture
 def worker_api(app_env: Callable[..., None], test_tasks: None, serve: Callable[[str], ApiServer]) -> ApiServer:
     return serve("api/jobs/run.py")
+
+
+@pytest.fixture
+def admin_env(app_env: Callable[..., None], sql: psycopg.Connection) -> Iterator[Callable[..., None]]:
+    """`app_env` plus admin sessions: SUPABASE_JWT_SECRET set, an admin and a coach profile.
+
+    Headers: `tests.support.tokens.admin_headers()` / `coach_headers()`.
+    """
+    from lib.auth.admin import reset_caches
+    from tests.support.tokens import JWT_SECRET, add_profiles
+
+    reset_caches()
+    app_env(SUPABASE_JWT_SECRET=JWT_SECRET)
+    add_profiles(sql)
+    yield app_env
+    reset_caches()

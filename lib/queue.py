@@ -250,3 +250,134 @@ class Queue:
         row = self.db.fetchone("select job_queue_cleanup(%s, %s, %s) as removed", (older_than, batch_size, max_batches))
         assert row is not None
         return int(row["removed"])
+
+    # -- what operators read ---------------------------------------------------
+    # Appended for the admin endpoints and the operator CLI: listing, one job in
+    # full, and the health snapshot.
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        task_type: str | None = None,
+        limit: int = 50,
+        after: JobCursor | None = None,
+    ) -> JobPage:
+        """Jobs newest first, optionally of one status and/or task type, after a keyset cursor.
+
+        Each filter combination is served by an index on (…, created_at desc, id
+        desc); the unnamed statement is planned with its actual parameters, so the
+        `is null or` arms fold away before planning.
+        """
+        rows = self.db.fetchall(
+            "select id, task_type, status, payload, attempts, max_attempts, left(last_error, 500) as last_error,"
+            " run_at, created_at, updated_at, completed_at"
+            " from job_queue"
+            " where (%(status)s::text is null or status = %(status)s::text)"
+            " and (%(task_type)s::text is null or task_type = %(task_type)s::text)"
+            " and (%(after_created_at)s::timestamptz is null"
+            "      or (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))"
+            " order by created_at desc, id desc"
+            " limit %(limit)s",
+            {
+                "status": status,
+                "task_type": task_type,
+                "after_created_at": after.created_at if after else None,
+                "after_id": after.id if after else None,
+                "limit": limit + 1,
+            },
+        )
+        jobs = [JobSummary(**row) for row in rows[:limit]]
+        next_cursor = JobCursor(jobs[-1].created_at, jobs[-1].id) if len(rows) > limit else None
+        return JobPage(jobs=jobs, next_cursor=next_cursor)
+
+    def get_job(self, job_id: UUID) -> JobDetail | None:
+        """One job in full, or None when no job has this id."""
+        row = self.db.fetchone(
+            "select id, task_type, status, payload, output, attempts, max_attempts, last_error, dedupe_key,"
+            " run_at, created_at, updated_at, completed_at, locked_at, lease_expires_at"
+            " from job_queue where id = %s",
+            (job_id,),
+        )
+        return JobDetail(**row) if row else None
+
+    def health_snapshot(self, recent: int = 10) -> HealthSnapshot:
+        """Counts, ages and recent history in one round trip (`job_queue_health_snapshot`)."""
+        row = self.db.fetchone("select * from job_queue_health_snapshot(%s)", (recent,))
+        assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
+        return HealthSnapshot(**row)
+
+
+@dataclass(frozen=True, slots=True)
+class JobCursor:
+    """A position in the newest-first listing: the last job seen."""
+
+    created_at: datetime
+    id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class JobSummary:
+    """A job as listed: everything but its output, the last error cut to 500 characters."""
+
+    id: UUID
+    task_type: str
+    status: str
+    payload: Any
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[JobSummary]
+    next_cursor: JobCursor | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobDetail:
+    """A job in full. The lease token is left out: it is the worker's, not the operator's."""
+
+    id: UUID
+    task_type: str
+    status: str
+    payload: Any
+    output: Any
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    dedupe_key: str | None
+    run_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    locked_at: datetime | None
+    lease_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSnapshot:
+    """What `job_queue_health_snapshot` reports; ages are measured by the database's clock."""
+
+    checked_at: datetime
+    processing_enabled: bool
+    paused_reason: str | None
+    settings_updated_at: datetime
+    pending: int
+    processing: int
+    succeeded: int
+    failed: int
+    cancelled: int
+    due_pending: int
+    oldest_due_pending_age_seconds: float | None
+    stuck_jobs: int
+    failed_last_24h: int
+    last_run_at: datetime | None
+    last_run_age_seconds: float | None
+    recent_runs: list[dict[str, Any]]
+    recent_jobs: list[dict[str, Any]]

@@ -1,0 +1,6 @@
+"""An admin enqueues a Game Platform totals sweep (deduplicated)."""
+
+from lib.endpoints.admin_triggers import trigger_totals_sweep
+from lib.http import vercel_handler
+
+handler = vercel_handler(POST=trigger_totals_sweep)

@@ -1,0 +1,428 @@
+"""Operator CLI for the job queue: the same functions the endpoints use, from a terminal.
+
+    DATABASE_URL=postgresql://... python scripts/jobs.py status
+    python scripts/jobs.py enqueue game_platform_sync --payload '{"dryRun": true}'
+    python scripts/jobs.py run --limit 10 --force
+    python scripts/jobs.py list --status failed
+    python scripts/jobs.py show <job id>
+    python scripts/jobs.py pause --reason "vendor maintenance"   |   resume
+    python scripts/jobs.py retry <job id>   |   cancel <job id>
+    python scripts/jobs.py cleanup --older-than 30d
+
+Every command reads `DATABASE_URL` (and the bundle's other variables) from the
+environment and goes through lib/queue.py, lib/worker.py and lib/health.py,
+exactly like the endpoints. `--json` prints one JSON document for scripts; the
+worker's JSON log lines go to stderr so stdout stays parseable.
+
+Exit codes: 0 done; 1 done, but it reports trouble (a job failed in `run`, the
+queue is unhealthy in `status`); 2 bad usage or input; 3 no such job; 4 the
+transition is impossible (the job's status does not allow it); 5 configuration
+or database unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn
+from uuid import UUID
+
+if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pydantic import ValidationError
+
+from lib.db import Database, connect
+from lib.errors import ApiError, ConfigurationError
+from lib.jobs.registry import default_registry
+from lib.queue import JOB_STATUSES, Queue
+from lib.settings import Settings, get_settings
+from lib.worker import MAX_LIMIT, Worker
+
+EXIT_OK = 0
+EXIT_TROUBLE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_UNAVAILABLE = 5
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class CliError(Exception):
+    """A failure explained to the operator, with the exit code it maps to."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# -- parsing helpers -------------------------------------------------------------
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `15m`, `12h`, `30d`, `2w`."""
+    match = _DURATION.match(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 90s, 15m, 12h, 30d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+
+
+def parse_when(text: str) -> datetime:
+    """An ISO 8601 time (UTC when no offset is given), or `+15m` for "in 15 minutes"."""
+    if text.startswith("+"):
+        return datetime.now(UTC) + parse_duration(text[1:])
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither an ISO 8601 time (2026-11-28T12:00:00Z) nor a delay like +15m"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_job_id(text: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (a UUID)") from None
+
+
+def parse_payload(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--payload is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("--payload must be a JSON object")
+    return value
+
+
+# -- output --------------------------------------------------------------------
+
+
+def to_plain(value: Any) -> Any:
+    """Dataclasses, UUIDs and times as JSON-able values."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return to_plain(asdict(value))
+    if isinstance(value, dict):
+        return {k: to_plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_plain(v) for v in value]
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return value
+
+
+def ago(moment: datetime | str | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return "never"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    return f"{age(abs(seconds))} {'ago' if seconds >= 0 else 'from now'}"
+
+
+def age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = max(seconds, 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=False)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def one_line(text: str | None, width: int = 70) -> str:
+    if not text:
+        return ""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+# -- commands ------------------------------------------------------------------
+# Each returns (exit code, JSON-able result, text for the terminal).
+
+Outcome = tuple[int, Any, str]
+
+
+def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    known = default_registry.task_types()
+    if args.task_type not in known:
+        raise CliError(f"unknown task type {args.task_type!r}; the worker runs: {', '.join(known)}", EXIT_USAGE)
+    spec = default_registry.get(args.task_type)
+    assert spec is not None
+    try:
+        model = spec.payload_model.model_validate(args.payload or {})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
+            for e in exc.errors(include_url=False, include_input=False)
+        )
+        raise CliError(f"invalid payload for {args.task_type}: {problems}", EXIT_USAGE) from None
+    # Defaults filled in, as the admin triggers and pg_cron store it: equal jobs share one dedupe key.
+    payload = model.model_dump(mode="json", by_alias=True)
+    queue = Queue(db)
+    if args.no_dedupe:
+        job_id, deduplicated = queue.enqueue(args.task_type, payload, run_at=args.run_at), False
+    else:
+        enqueued = queue.enqueue_unique(args.task_type, payload, run_at=args.run_at)
+        job_id, deduplicated = enqueued.job_id, enqueued.deduplicated
+    result = {"jobId": str(job_id), "taskType": args.task_type, "payload": payload, "deduplicated": deduplicated}
+    if deduplicated:
+        text = f"An equal {args.task_type} job is already pending or processing: {job_id} (nothing added)."
+    else:
+        when = f" due {args.run_at.isoformat()}" if args.run_at else " due now"
+        text = f"Enqueued {args.task_type} {job_id}{when} with payload {json.dumps(payload)}."
+    return EXIT_OK, result, text
+
+
+def cmd_run(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    # The worker's JSON log lines go to stderr, keeping stdout for the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        report = Worker(db, settings).run(limit=args.limit, force=args.force, trigger_source="cli")
+    body = report.to_json()
+    if report.status == "paused":
+        reason = report.paused_reason or "no reason given"
+        text = f"Processing is paused ({reason}): nothing ran. Use --force to run anyway."
+        return EXIT_OK, body, text
+    rows = [
+        [r.id, r.task_type, r.status, str(r.attempts), age(r.duration_ms / 1000), one_line(r.last_error, 60)]
+        for r in report.results
+    ]
+    lines = [
+        f"Processed {len(report.results)}: {report.succeeded} succeeded, {report.failed} failed"
+        + (f", {report.released} released (time budget)" if report.released else "")
+        + "."
+    ]
+    if rows:
+        lines.append(table(rows, ["id", "task type", "status", "attempts", "took", "last error"]))
+    return (EXIT_TROUBLE if report.failed else EXIT_OK), body, "\n".join(lines)
+
+
+def cmd_status(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    from lib.health import health_report  # admin-side module: loaded only for this command
+
+    report = health_report(db, settings)
+    body = report.to_json()
+    counts = body["queueCounts"]
+    lines = [
+        f"Queue: {'HEALTHY' if report.healthy else 'UNHEALTHY'}",
+        "Processing: "
+        + ("enabled" if body["processingEnabled"] else f"PAUSED ({body['pausedReason'] or 'no reason given'})"),
+        "Jobs: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATUSES),
+        f"Due now: {body['duePending']} (oldest waiting {age(body['oldestPendingAgeSeconds'])}); "
+        f"stuck past lease: {body['stuckJobs']}; failed in 24 h: {body['failedLast24h']}",
+        f"Worker last ran: {ago(body['lastRunAt'])}",
+    ]
+    for problem in report.problems:
+        lines.append(f"  ! {problem}")
+    if body["recentRuns"]:
+        lines.append("\nRecent worker runs:")
+        rows = [
+            [
+                ago(r.get("startedAt")),
+                str(r.get("triggerSource")),
+                str(r.get("status")),
+                f"{r.get('succeeded', 0)}/{r.get('processed', 0)}",
+                one_line(r.get("error"), 50),
+            ]
+            for r in body["recentRuns"]
+        ]
+        lines.append(table(rows, ["started", "trigger", "status", "ok/processed", "error"]))
+    if body["recentJobs"]:
+        lines.append("\nRecent jobs:")
+        rows = [
+            [str(j.get("id")), str(j.get("taskType")), str(j.get("status")), ago(j.get("createdAt"))]
+            for j in body["recentJobs"]
+        ]
+        lines.append(table(rows, ["id", "task type", "status", "created"]))
+    return (EXIT_OK if report.healthy else EXIT_TROUBLE), body, "\n".join(lines)
+
+
+def cmd_list(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    page = Queue(db).list_jobs(status=args.status, task_type=args.task_type, limit=args.limit)
+    body = {"jobs": to_plain(page.jobs), "more": page.next_cursor is not None}
+    if not page.jobs:
+        return EXIT_OK, body, "No jobs match."
+    rows = [
+        [
+            str(j.id),
+            j.task_type,
+            j.status,
+            f"{j.attempts}/{j.max_attempts}",
+            ago(j.created_at),
+            one_line(j.last_error, 50),
+        ]
+        for j in page.jobs
+    ]
+    text = table(rows, ["id", "task type", "status", "attempts", "created", "last error"])
+    if page.next_cursor is not None:
+        text += f"\n… more jobs: raise --limit (now {args.limit}) or filter with --status / --type."
+    return EXIT_OK, body, text
+
+
+def _require_job(db: Database, job_id: UUID) -> Any:
+    job = Queue(db).get_job(job_id)
+    if job is None:
+        raise CliError(f"no job has id {job_id}", EXIT_NOT_FOUND)
+    return job
+
+
+def cmd_show(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    job = _require_job(db, args.job_id)
+    body = to_plain(job)
+    lines = [f"{key:18} {json.dumps(v) if isinstance(v, dict | list) else v}" for key, v in body.items()]
+    return EXIT_OK, body, "\n".join(lines)
+
+
+def cmd_pause(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    state = Queue(db).set_processing(False, args.reason)
+    return EXIT_OK, to_plain(state), f"Processing paused: {state.paused_reason}. Workers now claim nothing."
+
+
+def cmd_resume(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    state = Queue(db).set_processing(True)
+    return EXIT_OK, to_plain(state), "Processing resumed: the next worker run claims due jobs."
+
+
+def cmd_retry(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    transition = Queue(db).retry(args.job_id)
+    if transition is None:
+        raise CliError(f"no job has id {args.job_id}", EXIT_NOT_FOUND)
+    body = to_plain(transition)
+    if transition.duplicate_of is not None:
+        raise CliError(
+            f"job {args.job_id} stays {transition.status}: an equal job is already live ({transition.duplicate_of})",
+            EXIT_CONFLICT,
+        )
+    if not transition.changed:
+        raise CliError(
+            f"job {args.job_id} is {transition.status}: only failed, cancelled or pending jobs can be retried",
+            EXIT_CONFLICT,
+        )
+    return EXIT_OK, body, f"Job {args.job_id} is pending again (was {transition.previous_status}), due now."
+
+
+def cmd_cancel(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    transition = Queue(db).cancel(args.job_id, args.reason)
+    if transition is None:
+        raise CliError(f"no job has id {args.job_id}", EXIT_NOT_FOUND)
+    if not transition.changed:
+        raise CliError(
+            f"job {args.job_id} is already {transition.status}: only pending or processing jobs can be cancelled",
+            EXIT_CONFLICT,
+        )
+    note = " Its worker's late result will be ignored." if transition.previous_status == "processing" else ""
+    return EXIT_OK, to_plain(transition), f"Job {args.job_id} cancelled (was {transition.previous_status}).{note}"
+
+
+def cmd_cleanup(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    removed = Queue(db).cleanup(args.older_than, batch_size=args.batch_size)
+    body = {"removed": removed, "olderThanSeconds": args.older_than.total_seconds()}
+    text = f"Removed {removed} finished jobs and worker runs older than {age(args.older_than.total_seconds())}."
+    return EXIT_OK, body, text
+
+
+# -- the parser ------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="scripts/jobs.py",
+        description="Operate the job queue at DATABASE_URL.",
+        epilog="Exit codes: 0 ok, 1 trouble reported, 2 usage, 3 no such job, 4 impossible transition, 5 unavailable.",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[..., Outcome], help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document")
+        p.set_defaults(handler=handler)
+        return p
+
+    p = command("enqueue", cmd_enqueue, "Enqueue a job (deduplicated against equal live jobs unless --no-dedupe).")
+    p.add_argument("task_type", metavar="TYPE", help="e.g. game_platform_sync, game_platform_totals_sweep")
+    p.add_argument("--payload", type=parse_payload, help="JSON object; missing keys get their defaults")
+    p.add_argument("--run-at", type=parse_when, help="ISO 8601 time or +15m (default: now)")
+    p.add_argument("--no-dedupe", action="store_true", help="always add a new job")
+
+    p = command("run", cmd_run, "Drain due jobs once, as the worker endpoint does.")
+    p.add_argument("--limit", type=int, default=5, help=f"jobs to claim (1..{MAX_LIMIT}, default 5)")
+    p.add_argument("--force", action="store_true", help="run even while processing is paused")
+
+    command("status", cmd_status, "The health report: counts, ages, problems, recent runs and jobs.")
+
+    p = command("list", cmd_list, "Jobs, newest first.")
+    p.add_argument("--status", choices=JOB_STATUSES)
+    p.add_argument("--type", dest="task_type", help="only this task type")
+    p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+
+    p = command("show", cmd_show, "One job in full.")
+    p.add_argument("job_id", metavar="ID", type=parse_job_id)
+
+    p = command("pause", cmd_pause, "Pause processing: workers claim nothing until resumed (--force overrides).")
+    p.add_argument("--reason", required=True, help="shown by the worker and the health report")
+
+    command("resume", cmd_resume, "Resume processing.")
+
+    p = command("retry", cmd_retry, "Put a failed, cancelled or pending job back to pending, due now.")
+    p.add_argument("job_id", metavar="ID", type=parse_job_id)
+
+    p = command("cancel", cmd_cancel, "Cancel a pending or processing job.")
+    p.add_argument("job_id", metavar="ID", type=parse_job_id)
+    p.add_argument("--reason", help="stored as the job's last error")
+
+    p = command("cleanup", cmd_cleanup, "Delete finished jobs and worker runs past an age.")
+    p.add_argument("--older-than", type=parse_duration, default=timedelta(days=30), help="e.g. 30d (default), 12h")
+    p.add_argument("--batch-size", type=int, default=1000, help="rows per delete statement (default 1000)")
+    return parser
+
+
+def _fail(message: str, code: int, as_json: bool) -> NoReturn:
+    if as_json:
+        print(json.dumps({"error": message, "exitCode": code}))
+    else:
+        print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "limit", None) is not None and args.limit < 1:
+        _fail("--limit must be at least 1", EXIT_USAGE, args.json)
+    try:
+        settings = get_settings()
+        with connect(settings) as db:
+            code, result, text = args.handler(db, settings, args)
+    except CliError as exc:
+        _fail(str(exc), exc.code, args.json)
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_UNAVAILABLE, args.json)
+    except ApiError as exc:  # DATABASE_URL unset, database unreachable or timing out
+        _fail(exc.message, EXIT_UNAVAILABLE, args.json)
+    print(json.dumps(to_plain(result), indent=2) if args.json else text)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,256 @@
+"""The operator CLI (scripts/jobs.py) against a real database, through the bundle's own queue code."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from scripts import jobs as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_cli(app_env: Callable[..., None], test_tasks: None, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+    """Run the CLI in-process; return (exit code, parsed --json output)."""
+
+    def run(*argv: str) -> tuple[int, Any]:
+        capsys.readouterr()
+        try:
+            code = cli.main(["--json", *argv])
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out = capsys.readouterr().out
+        return code, json.loads(out) if out.strip() else None
+
+    return run
+
+
+def insert_job(sql: psycopg.Connection, task_type: str = "test_noop", **columns: Any) -> str:
+    values = {"task_type": task_type, **columns}
+    names = ", ".join(values)
+    marks = ", ".join(["%s"] * len(values))
+    row = sql.execute(f"insert into job_queue ({names}) values ({marks}) returning id", list(values.values()))
+    return str(row.fetchone()["id"])
+
+
+def status_of(sql: psycopg.Connection, job_id: str) -> str:
+    return sql.execute("select status from job_queue where id = %s", (job_id,)).fetchone()["status"]
+
+
+# -- enqueue ---------------------------------------------------------------------
+
+
+def test_enqueue_adds_a_due_job_with_the_given_payload(run_cli, sql) -> None:
+    code, out = run_cli("enqueue", "test_noop", "--payload", '{"n": 1}')
+    assert code == 0
+    row = sql.execute("select task_type, payload, status, run_at <= now() as due from job_queue").fetchone()
+    assert row == {"task_type": "test_noop", "payload": {"n": 1}, "status": "pending", "due": True}
+    assert out["deduplicated"] is False
+
+
+def test_enqueue_fills_defaults_like_the_admin_trigger_and_dedupes_against_it(run_cli, sql) -> None:
+    from lib.endpoints.admin_triggers import SyncTrigger
+
+    code, first = run_cli("enqueue", "game_platform_sync")
+    assert code == 0
+    assert first["payload"] == SyncTrigger().payload() == {"dryRun": False, "coachId": None}
+    code, second = run_cli("enqueue", "game_platform_sync")
+    assert (code, second["deduplicated"], second["jobId"]) == (0, True, first["jobId"])
+    assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 1
+
+
+def test_enqueue_no_dedupe_always_adds(run_cli, sql) -> None:
+    run_cli("enqueue", "test_noop")
+    code, out = run_cli("enqueue", "test_noop", "--no-dedupe")
+    assert (code, out["deduplicated"]) == (0, False)
+    assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 2
+
+
+def test_enqueue_run_at_in_the_future_is_not_run_yet(run_cli, sql) -> None:
+    code, _out = run_cli("enqueue", "test_noop", "--run-at", "+2h")
+    assert code == 0
+    assert sql.execute("select run_at > now() + interval '1 hour' as later from job_queue").fetchone()["later"]
+    code, ran = run_cli("run")
+    assert (code, ran["processed"]) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["enqueue", "no_such_type"], "unknown task type"),
+        (["enqueue", "game_platform_totals_sweep", "--payload", '{"batchSize": 0}'], "batchSize"),
+        (["enqueue", "game_platform_sync", "--payload", '{"surprise": 1}'], "surprise"),
+    ],
+)
+def test_enqueue_refuses_unknown_types_and_invalid_payloads_with_exit_2(run_cli, sql, argv, needle) -> None:
+    code, out = run_cli(*argv)
+    assert code == 2
+    assert needle in out["error"]
+    assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 0
+
+
+def test_malformed_arguments_exit_2(run_cli) -> None:
+    assert run_cli("enqueue", "test_noop", "--payload", "{not json")[0] == 2
+    assert run_cli("show", "not-a-uuid")[0] == 2
+    assert run_cli("run", "--limit", "0")[0] == 2
+
+
+# -- run -----------------------------------------------------------------------
+
+
+def test_run_drains_through_the_worker_and_exits_1_when_a_job_failed(run_cli, sql) -> None:
+    ok = insert_job(sql, "test_noop")
+    bad = insert_job(sql, "test_permanent")
+    code, out = run_cli("run", "--limit", "10")
+    assert code == 1
+    assert {r["id"]: r["status"] for r in out["results"]} == {ok: "succeeded", bad: "failed"}
+    assert (status_of(sql, ok), status_of(sql, bad)) == ("succeeded", "failed")
+    run = sql.execute("select trigger_source, processed from job_queue_runs").fetchone()
+    assert run == {"trigger_source": "cli", "processed": 2}
+
+
+def test_run_exits_0_when_every_job_succeeded(run_cli, sql) -> None:
+    insert_job(sql, "test_noop")
+    code, out = run_cli("run")
+    assert (code, out["succeeded"], out["failed"]) == (0, 1, 0)
+
+
+def test_run_respects_the_pause_switch_unless_forced(run_cli, sql) -> None:
+    job = insert_job(sql, "test_noop")
+    assert run_cli("pause", "--reason", "vendor maintenance")[0] == 0
+    code, out = run_cli("run")
+    assert (code, out) == (0, {"status": "paused", "processed": 0, "reason": "vendor maintenance"})
+    assert status_of(sql, job) == "pending"
+    code, out = run_cli("run", "--force")
+    assert (code, out["succeeded"]) == (0, 1)
+
+
+# -- status, list, show ------------------------------------------------------------
+
+
+def test_status_is_the_health_report_and_exits_0_when_healthy(run_cli, sql) -> None:
+    insert_job(sql, "test_noop", status="succeeded", completed_at="now()")
+    code, out = run_cli("status")
+    assert code == 0
+    assert out["healthy"] is True
+    assert out["queueCounts"] == {"pending": 0, "processing": 0, "succeeded": 1, "failed": 0, "cancelled": 0}
+
+
+def test_status_exits_1_and_names_the_problem_when_unhealthy(run_cli, sql, capsys) -> None:
+    insert_job(sql, "test_noop", run_at="2000-01-01T00:00:00Z")
+    code, out = run_cli("status")
+    assert code == 1
+    assert out["healthy"] is False
+    assert any("waited" in p for p in out["problems"])
+    # The terminal rendering says the same.
+    assert cli.main(["status"]) == 1
+    text = capsys.readouterr().out
+    assert "UNHEALTHY" in text
+    assert "1 pending" in text
+
+
+def test_list_filters_by_status_newest_first(run_cli, sql) -> None:
+    old = insert_job(sql, "test_noop", status="failed", created_at="2026-01-01T00:00:00Z", completed_at="now()")
+    new = insert_job(sql, "test_boom", status="failed", created_at="2026-02-01T00:00:00Z", completed_at="now()")
+    insert_job(sql, "test_noop")
+    code, out = run_cli("list", "--status", "failed")
+    assert code == 0
+    assert [j["id"] for j in out["jobs"]] == [new, old]
+    code, out = run_cli("list", "--type", "test_boom")
+    assert [j["id"] for j in out["jobs"]] == [new]
+
+
+def test_show_prints_one_job_in_full_and_exits_3_for_an_unknown_id(run_cli, sql) -> None:
+    job = insert_job(sql, "test_noop", payload=json.dumps({"k": "v"}), last_error="boom")
+    code, out = run_cli("show", job)
+    assert code == 0
+    assert (out["id"], out["payload"], out["last_error"]) == (job, {"k": "v"}, "boom")
+    code, out = run_cli("show", "00000000-0000-4000-8000-000000000000")
+    assert code == 3
+    assert "no job" in out["error"]
+
+
+# -- operator actions --------------------------------------------------------------
+
+
+def test_pause_and_resume_flip_the_switch(run_cli, sql) -> None:
+    code, out = run_cli("pause", "--reason", "deploying")
+    assert (code, out["processing_enabled"], out["paused_reason"]) == (0, False, "deploying")
+    code, out = run_cli("resume")
+    assert (code, out["processing_enabled"], out["paused_reason"]) == (0, True, None)
+    row = sql.execute("select processing_enabled from job_queue_settings").fetchone()
+    assert row["processing_enabled"] is True
+
+
+def test_pause_requires_a_reason(run_cli) -> None:
+    assert run_cli("pause")[0] == 2
+
+
+def test_retry_puts_a_failed_job_back_and_refuses_a_succeeded_one(run_cli, sql) -> None:
+    failed = insert_job(sql, "test_noop", status="failed", attempts=5, max_attempts=5, completed_at="now()")
+    done = insert_job(sql, "test_noop", status="succeeded", completed_at="now()")
+    code, out = run_cli("retry", failed)
+    assert (code, out["status"], out["previous_status"]) == (0, "pending", "failed")
+    assert status_of(sql, failed) == "pending"
+    code, out = run_cli("retry", done)
+    assert code == 4
+    assert "succeeded" in out["error"]
+    assert run_cli("retry", "00000000-0000-4000-8000-000000000000")[0] == 3
+
+
+def test_cancel_stops_a_pending_job_once(run_cli, sql) -> None:
+    job = insert_job(sql, "test_noop")
+    code, out = run_cli("cancel", job, "--reason", "not needed")
+    assert (code, out["status"]) == (0, "cancelled")
+    assert sql.execute("select last_error from job_queue").fetchone()["last_error"] == "not needed"
+    code, out = run_cli("cancel", job)
+    assert code == 4
+    assert "already cancelled" in out["error"]
+
+
+def test_cleanup_removes_finished_jobs_past_the_age(run_cli, sql) -> None:
+    insert_job(sql, "test_noop", status="succeeded", completed_at="2000-01-01T00:00:00Z")
+    recent = insert_job(sql, "test_noop", status="succeeded", completed_at="now()")
+    code, out = run_cli("cleanup", "--older-than", "7d")
+    assert (code, out["removed"]) == (0, 1)
+    remaining = [str(r["id"]) for r in sql.execute("select id from job_queue").fetchall()]
+    assert remaining == [recent]
+
+
+# -- as operators run it -------------------------------------------------------------
+
+
+def _script(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "jobs.py"), *argv],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",  # the script must find `lib` by itself
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_script_runs_from_anywhere_and_exits_5_without_a_database(clean_db: str) -> None:
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "POSTGRES_URL")}
+    missing = _script("status", env=base)
+    assert missing.returncode == 5
+    assert "DATABASE_URL" in missing.stderr
+
+    unreachable = _script("status", env={**base, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert unreachable.returncode == 5
+    assert "unreachable" in unreachable.stderr
+
+    ok = _script("--json", "status", env={**base, "DATABASE_URL": clean_db})
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["healthy"] is True

@@ -1,0 +1,276 @@
+"""Cron schedules for the dev server: Vercel's crons and the Supabase (pg_cron) schedules.
+
+Both lists are read from their sources — `vercel.json` and the database's
+`job_queue_schedule_definitions()` (the pg_cron migration) — never kept here.
+Expressions are standard five-field cron, evaluated in UTC like Vercel Cron and
+pg_cron. A scheduler thread wakes at each minute boundary and fires what is due,
+each firing in its own thread: Vercel may overlap a still-running invocation,
+and so does this.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+VERCEL_CRON_USER_AGENT = "vercel-cron/1.0"
+
+_FIELDS = (  # name, lowest, highest
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),  # 0 and 7 are Sunday
+)
+
+
+def _parse_field(text: str, name: str, low: int, high: int) -> frozenset[int]:
+    values: set[int] = set()
+    for part in text.split(","):
+        body, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if step < 1:
+            raise ValueError(f"{name}: step must be at least 1 in {part!r}")
+        if body == "*":
+            start, end = low, high
+        elif "-" in body:
+            a, _, b = body.partition("-")
+            start, end = int(a), int(b)
+        else:
+            start = int(body)
+            end = high if step_text else start
+        if not (low <= start <= high and low <= end <= high) or start > end:
+            raise ValueError(f"{name}: {part!r} is outside {low}-{high}")
+        values.update(range(start, end + 1, step))
+    return frozenset(values)
+
+
+@dataclass(frozen=True)
+class CronExpression:
+    """A five-field cron expression: minute hour day-of-month month day-of-week."""
+
+    text: str
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    days_restricted: bool
+    weekdays_restricted: bool
+
+    @classmethod
+    def parse(cls, text: str) -> CronExpression:
+        parts = text.split()
+        if len(parts) != 5:
+            raise ValueError(f"cron expression {text!r} must have 5 fields")
+        try:
+            sets = [_parse_field(p, name, lo, hi) for p, (name, lo, hi) in zip(parts, _FIELDS, strict=True)]
+        except ValueError as exc:
+            raise ValueError(f"cron expression {text!r}: {exc}") from None
+        weekdays = frozenset(d % 7 for d in sets[4])
+        return cls(text, sets[0], sets[1], sets[2], sets[3], weekdays, parts[2] != "*", parts[4] != "*")
+
+    def matches(self, moment: datetime) -> bool:
+        if moment.minute not in self.minutes or moment.hour not in self.hours or moment.month not in self.months:
+            return False
+        day_ok = moment.day in self.days
+        weekday_ok = (moment.isoweekday() % 7) in self.weekdays
+        # Classic cron: when both day fields are restricted, either one matching is enough.
+        if self.days_restricted and self.weekdays_restricted:
+            return day_ok or weekday_ok
+        return day_ok and weekday_ok
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first matching minute strictly after `moment`."""
+        candidate = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+        for _ in range(366 * 24 * 60 * 5):
+            if self.matches(candidate):
+                return candidate
+            candidate += timedelta(minutes=1)
+        raise ValueError(f"cron expression {self.text!r} never matches")
+
+
+@dataclass(frozen=True)
+class CronEntry:
+    """One schedule: where it comes from, when it fires, and what it does."""
+
+    source: str  # "vercel" | "supabase"
+    name: str
+    expression: CronExpression
+    action: Callable[[], str]  # returns a one-line outcome for the console
+    summary: str
+
+
+# -- Vercel Cron -------------------------------------------------------------
+
+
+def read_vercel_crons(vercel_json: Path) -> list[tuple[str, str]]:
+    """(path, schedule) of each cron in vercel.json."""
+    config = json.loads(vercel_json.read_text(encoding="utf-8"))
+    return [(c["path"], c["schedule"]) for c in config.get("crons", [])]
+
+
+def call_like_vercel_cron(base_url: str, path: str, cron_secret: str, timeout: float = 330.0) -> tuple[int, Any]:
+    """GET the path as Vercel Cron does: bearer CRON_SECRET, user agent vercel-cron/1.0."""
+    request = urllib.request.Request(
+        base_url.rstrip("/") + path,
+        method="GET",
+        headers={"Authorization": f"Bearer {cron_secret}", "User-Agent": VERCEL_CRON_USER_AGENT},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = raw.decode(errors="replace")
+    return status, body
+
+
+def vercel_cron_entries(vercel_json: Path, base_url: str, cron_secret: str) -> list[CronEntry]:
+    entries = []
+    for path, schedule in read_vercel_crons(vercel_json):
+
+        def fire(path: str = path) -> str:
+            status, body = call_like_vercel_cron(base_url, path, cron_secret)
+            return f"GET {path} -> {status} {json.dumps(body, separators=(',', ':'))[:300]}"
+
+        entries.append(
+            CronEntry("vercel", path, CronExpression.parse(schedule), fire, f"GET {path} as vercel-cron/1.0")
+        )
+    return entries
+
+
+# -- Supabase pg_cron --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScheduleDefinition:
+    job_name: str
+    schedule: str
+    command: str
+    needs_pg_net: bool
+    description: str
+
+
+def read_supabase_schedules(conninfo: str) -> list[ScheduleDefinition]:
+    """The pg_cron migration's schedule definitions, from the database they were migrated into."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute(
+            "select job_name, schedule, command, needs_pg_net, description from job_queue_schedule_definitions()"
+        ).fetchall()
+    return [ScheduleDefinition(*row) for row in rows]
+
+
+def run_schedule_command(conninfo: str, command: str) -> list[tuple[Any, ...]]:
+    """Run a schedule's SQL as pg_cron does: its own connection, one transaction."""
+    with psycopg.connect(conninfo, autocommit=False) as conn:
+        cursor = conn.execute(command.encode())  # the command text pg_cron would run, verbatim
+        rows = cursor.fetchall() if cursor.description else []
+        conn.commit()
+    return rows
+
+
+def supabase_schedule_entries(conninfo: str, definitions: Iterable[ScheduleDefinition]) -> list[CronEntry]:
+    """Entries for the definitions the dev server can run: all but those needing pg_net and Vault."""
+    entries: list[CronEntry] = []
+    for definition in definitions:
+        if definition.needs_pg_net:
+            continue
+
+        def fire(command: str = definition.command) -> str:
+            return f"-> {run_schedule_command(conninfo, command)}"
+
+        entries.append(
+            CronEntry(
+                "supabase",
+                definition.job_name,
+                CronExpression.parse(definition.schedule),
+                fire,
+                definition.description,
+            )
+        )
+    return entries
+
+
+# -- the scheduler -------------------------------------------------------------
+
+
+class CronScheduler:
+    """Fires due entries at each minute boundary (UTC) until stopped."""
+
+    def __init__(
+        self,
+        entries: Iterable[CronEntry],
+        *,
+        report: Callable[[str], None] = print,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.entries = list(entries)
+        self.report = report
+        self.clock = clock
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._firing: set[threading.Thread] = set()
+        self._lock = threading.Lock()
+
+    def due(self, moment: datetime) -> list[CronEntry]:
+        return [e for e in self.entries if e.expression.matches(moment)]
+
+    def tick(self, moment: datetime, *, wait: bool = False) -> list[threading.Thread]:
+        """Fire every entry due at `moment`, each in its own thread."""
+        threads = []
+        for entry in self.due(moment):
+            thread = threading.Thread(target=self._fire, args=(entry,), name=f"cron:{entry.name}", daemon=True)
+            with self._lock:
+                self._firing.add(thread)
+            thread.start()
+            threads.append(thread)
+        if wait:
+            for thread in threads:
+                thread.join()
+        return threads
+
+    def _fire(self, entry: CronEntry) -> None:
+        try:
+            outcome = entry.action()
+            self.report(f"[cron:{entry.source}] {entry.name}: {outcome}")
+        except Exception as exc:  # noqa: BLE001 - a failed firing is reported, the scheduler goes on
+            self.report(f"[cron:{entry.source}] {entry.name}: FAILED {type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._firing.discard(threading.current_thread())
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="cron-scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        moment = self.clock()
+        while True:
+            next_minute = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
+            if self._stop.wait(max(0.0, (next_minute - self.clock()).total_seconds())):
+                return
+            self.tick(next_minute)
+            moment = next_minute
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop firing; wait briefly for firings in flight (their HTTP calls finish or time out)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            firing = list(self._firing)
+        for thread in firing:
+            thread.join(timeout)

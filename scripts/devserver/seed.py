@@ -1,0 +1,154 @@
+"""Demo data for a database the dev server created itself: an admin, coaches, competitors, teams.
+
+The roster mirrors the sandbox Game Platform's dataset (the same `syned_user_id`
+and `syned_team_id` values), so the sync finds each competitor on the platform.
+Locally every team has its full roster while the platform lists only part of
+it, so the sync has members to assign. Ids are derived from the platform ids
+(uuid5), making the seed idempotent; the database is marked once seeded and
+never seeded again. A database given by DATABASE_URL is never seeded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+
+import psycopg
+
+from tests.support.fake_game_platform import Dataset
+
+_NAMESPACE = uuid.UUID("5b0c3c1e-63f6-4b8e-9d0e-0a1b2c3d4e5f")
+SEEDED_MARK = "scripts/dev.py: demo data seeded"
+ADMIN_EMAIL = "admin@dev.local"
+ADMIN_ID = uuid.uuid5(_NAMESPACE, "profile:admin")
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    admin_id: uuid.UUID
+    coaches: int
+    competitors: int
+    unlinked_competitors: int
+    teams: int
+    team_members: int
+
+
+def demo_id(kind: str, key: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"{kind}:{key}")
+
+
+def is_seeded(conninfo: str) -> bool:
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()"
+        ).fetchone()
+    return bool(row and row[0] == SEEDED_MARK)
+
+
+def seed_demo_data(conninfo: str, dataset: Dataset) -> SeedSummary:
+    """Insert the demo roster in one transaction and mark the database seeded."""
+    coaches = [u for _, u in sorted(dataset.users.items()) if u.role == "coach"]
+    competitors = dataset.competitors()
+    teams = [t for _, t in sorted(dataset.teams.items())]
+
+    # Full local rosters: the platform's assignments, plus each coach's
+    # unassigned competitors dealt round-robin to that coach's teams.
+    members: dict[str, list[str]] = defaultdict(list)
+    for user_id, team_id in sorted(dataset.assignments.items()):
+        members[team_id].append(user_id)
+    teams_of: dict[str, list[str]] = defaultdict(list)
+    for team in teams:
+        teams_of[team.coach_syned_user_id].append(team.syned_team_id)
+    for index, user in enumerate(u for u in competitors if u.syned_user_id not in dataset.assignments):
+        coach_teams = teams_of.get(user.coach_syned_user_id or "")
+        if coach_teams:
+            members[coach_teams[index % len(coach_teams)]].append(user.syned_user_id)
+
+    with psycopg.connect(conninfo) as conn, conn.transaction():
+        conn.execute(
+            "insert into profiles (id, role, is_approved, first_name, last_name, email)"
+            " values (%s, 'admin', true, 'Dev', 'Admin', %s) on conflict (id) do nothing",
+            (ADMIN_ID, ADMIN_EMAIL),
+        )
+        for coach in coaches:
+            conn.execute(
+                "insert into profiles (id, role, is_approved, game_platform_user_id, first_name, last_name, email)"
+                " values (%s, 'coach', true, %s, %s, %s, %s) on conflict (id) do nothing",
+                (
+                    demo_id("coach", coach.syned_user_id),
+                    coach.syned_user_id,
+                    coach.first_name,
+                    coach.last_name,
+                    coach.email,
+                ),
+            )
+        for user in competitors:
+            conn.execute(
+                "insert into competitors (id, coach_id, first_name, last_name, email, game_platform_id)"
+                " values (%s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
+                (
+                    demo_id("competitor", user.syned_user_id),
+                    demo_id("coach", user.coach_syned_user_id or ""),
+                    user.first_name,
+                    user.last_name,
+                    user.email,
+                    user.syned_user_id,
+                ),
+            )
+        # Two competitors not on the platform yet: the sync leaves them alone.
+        unlinked = [("Newcomer", "One"), ("Newcomer", "Two")]
+        for number, (first, last) in enumerate(unlinked):
+            conn.execute(
+                "insert into competitors (id, coach_id, first_name, last_name, email)"
+                " values (%s, %s, %s, %s, %s) on conflict (id) do nothing",
+                (
+                    demo_id("competitor", f"unlinked-{number}"),
+                    demo_id("coach", coaches[0].syned_user_id) if coaches else None,
+                    first,
+                    last,
+                    f"newcomer{number + 1}@example.test",
+                ),
+            )
+        for team in teams:
+            conn.execute(
+                "insert into teams (id, coach_id, name, division, affiliation, game_platform_id)"
+                " values (%s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
+                (
+                    demo_id("team", team.syned_team_id),
+                    demo_id("coach", team.coach_syned_user_id),
+                    team.name,
+                    team.division,
+                    team.affiliation,
+                    team.syned_team_id,
+                ),
+            )
+        member_rows = 0
+        for team_id, user_ids in members.items():
+            for user_id in user_ids:
+                conn.execute(
+                    "insert into team_members (team_id, competitor_id) values (%s, %s)"
+                    " on conflict (team_id, competitor_id) do nothing",
+                    (demo_id("team", team_id), demo_id("competitor", user_id)),
+                )
+                member_rows += 1
+        conn.execute(
+            f"do $$ begin execute format('comment on database %I is %L', current_database(), '{SEEDED_MARK}'); end $$"
+        )
+    return SeedSummary(
+        admin_id=ADMIN_ID,
+        coaches=len(coaches),
+        competitors=len(competitors) + len(unlinked),
+        unlinked_competitors=len(unlinked),
+        teams=len(teams),
+        team_members=member_rows,
+    )
+
+
+def find_admin(conninfo: str) -> tuple[uuid.UUID, str | None] | None:
+    """An admin profile to mint a local access token for: the seeded one first."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute(
+            "select id, email from profiles where role = 'admin' order by (id = %s) desc, id limit 1", (ADMIN_ID,)
+        ).fetchone()
+    return (row[0], row[1]) if row else None

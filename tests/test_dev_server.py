@@ -1,0 +1,458 @@
+"""The local dev server: `scripts/dev.py` as a newcomer runs it, its routing, and its cron runner."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import psutil
+import psycopg
+import pytest
+
+from scripts.devserver.cron import (
+    CronExpression,
+    CronScheduler,
+    read_supabase_schedules,
+    supabase_schedule_entries,
+    vercel_cron_entries,
+)
+from scripts.devserver.routes import DevHttpServer, RouteTable, discover_api_files
+from scripts.devserver.seed import ADMIN_ID, demo_id
+from scripts.local_pg import create_database, drop_database
+from tests.support.api import request
+from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, cron_headers, runner_headers
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = [sys.executable, str(ROOT / "scripts" / "dev.py")]
+JWT_SECRET = "dev-server-test-jwt-secret-0123456789abcdef"
+BUNDLE_VARIABLES = (
+    "DATABASE_URL",
+    "POSTGRES_URL",
+    "CRON_SECRET",
+    "JOB_QUEUE_RUNNER_SECRET",
+    "SUPABASE_JWT_SECRET",
+    "SUPABASE_URL",
+    "SUPABASE_ANON_KEY",
+    "GAME_PLATFORM_API_BASE_URL",
+    "GAME_PLATFORM_API_TOKEN",
+    "SENTRY_DSN",
+)
+
+
+def dev_env(**values: str) -> dict[str, str]:
+    """The environment of a newcomer's shell: none of the bundle's variables unless given."""
+    env = {k: v for k, v in os.environ.items() if k not in BUNDLE_VARIABLES}
+    env.update(values)
+    return env
+
+
+def postgres_processes(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmdline = proc.info.get("cmdline") or []
+        if proc.info.get("name") == "postgres" and any(str(pgdata) in part for part in cmdline):
+            found.append(proc)
+    return found
+
+
+def assert_stopped_cleanly(data_dir: Path) -> None:
+    pgdata = data_dir.resolve() / "pgdata"
+    assert postgres_processes(pgdata) == [], "the embedded PostgreSQL is still running"
+    assert not (pgdata / "postmaster.pid").exists(), "stale postmaster.pid left behind"
+    holders = json.loads((pgdata / ".handle_pids.json").read_text() or "[]")
+    assert holders == [], f"stale pgserver holder pids: {holders}"
+
+
+# -- --once ----------------------------------------------------------------------------
+
+
+def test_once_from_an_empty_data_folder_syncs_sweeps_exits_0_and_restarts_on_its_data(tmp_path: Path) -> None:
+    data_dir = tmp_path / "dev"
+    first = subprocess.run(
+        [*DEV, "--once", "--port", "0", "--data-dir", str(data_dir)],
+        env=dev_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    out = first.stdout
+    assert first.returncode == 0, out[-4000:] + first.stderr[-2000:]
+    assert "SANDBOX Game Platform" in out
+    assert "seeded now: 1 admin" in out
+    assert "enqueued game_platform_sync" in out
+    assert "POST /api/admin/jobs/trigger-sync" in out
+    assert re.search(r"game_platform_sync\s+succeeded", out), out[-3000:]
+    assert re.search(r"game_platform_totals_sweep\s+succeeded", out), out[-3000:]
+    assert "2 succeeded, 0 failed" in out
+    assert_stopped_cleanly(data_dir)
+    assert json.loads((data_dir / "secrets.json").read_text())["CRON_SECRET"].startswith("dev-")
+
+    second = subprocess.run(
+        [*DEV, "--once", "--port", "0", "--data-dir", str(data_dir)],
+        env=dev_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "kept from the last run" in second.stdout
+    assert "seeded when this database was created" in second.stdout
+    assert_stopped_cleanly(data_dir)
+
+
+@pytest.fixture
+def given_database(admin_conninfo: str) -> Iterator[str]:
+    """An empty database of the test server, as a user's DATABASE_URL."""
+    conninfo = create_database(admin_conninfo, prefix="jq_devgiven")
+    try:
+        yield conninfo
+    finally:
+        drop_database(admin_conninfo, conninfo)
+
+
+def test_once_on_a_given_database_migrates_it_never_seeds_it_and_exits_1_when_a_job_fails(
+    tmp_path: Path, given_database: str
+) -> None:
+    run = [*DEV, "--once", "--port", "0", "--data-dir", str(tmp_path / "dev")]
+    ok = subprocess.run(
+        run, env=dev_env(DATABASE_URL=given_database), capture_output=True, text=True, timeout=240, check=False
+    )
+    assert ok.returncode == 0, ok.stdout[-4000:] + ok.stderr[-2000:]
+    assert "never seeds a database given by DATABASE_URL" in ok.stdout
+    # Without a seeded admin it enqueues with the pg_cron migration's own commands.
+    assert "pg_cron command of job-queue-game-platform-sync" in ok.stdout
+    assert not (tmp_path / "dev" / "pgdata").exists(), "no embedded server when DATABASE_URL is given"
+    with psycopg.connect(given_database, autocommit=True) as conn:
+        assert conn.execute("select count(*) from profiles").fetchone() == (0,)
+        assert conn.execute("select count(*) from competitors").fetchone() == (0,)
+        conn.execute("insert into job_queue (task_type) values ('no_such_task')")
+
+    failing = subprocess.run(
+        run, env=dev_env(DATABASE_URL=given_database), capture_output=True, text=True, timeout=240, check=False
+    )
+    assert failing.returncode == 1, failing.stdout[-4000:]
+    assert re.search(r"no_such_task\s+failed", failing.stdout)
+    assert "unknown task type" in failing.stdout
+
+
+# -- the running server --------------------------------------------------------------------
+
+
+class DevProcess:
+    """`scripts/dev.py` running in the background, its output collected."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.data_dir = data_dir
+        self.proc = subprocess.Popen(
+            [*DEV, "--port", "0", "--data-dir", str(data_dir)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.base_url = ""
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        if not self.ready.wait(120):
+            self.proc.kill()
+            raise AssertionError("dev server did not become ready:\n" + self.output[-4000:])
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("ready: "):
+                self.base_url = line.split(" ", 1)[1].strip()
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def stop(self, sig: signal.Signals) -> int:
+        self.proc.send_signal(sig)
+        code = self.proc.wait(60)
+        self._reader.join(5)
+        return code
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[DevProcess]:
+    env = dev_env(CRON_SECRET=CRON_SECRET, JOB_QUEUE_RUNNER_SECRET=RUNNER_SECRET, SUPABASE_JWT_SECRET=JWT_SECRET)
+    server = DevProcess(tmp_path / "dev", env)
+    yield server
+    if server.proc.poll() is None:
+        server.proc.kill()
+        server.proc.wait(10)
+
+
+def token_for(sub: Any, secret: str = JWT_SECRET) -> str:
+    now = int(time.time())
+    return jwt.encode(
+        {"sub": str(sub), "aud": "authenticated", "role": "authenticated", "iat": now, "exp": now + 600},
+        secret,
+        algorithm="HS256",
+    )
+
+
+def test_dev_server_serves_every_api_file_with_its_auth_and_stops_cleanly_on_sigterm(dev_server: DevProcess) -> None:
+    routes = discover_api_files(ROOT / "api")
+    assert "/api/jobs/run" in routes
+    assert len(routes) >= 7
+    banner = dev_server.output
+    for route in routes:
+        assert f"{dev_server.base_url}{route}" in banner, f"{route} missing from the printed URLs"
+    printed_token = re.search(r"export ADMIN_TOKEN=(\S+)", banner)
+    assert printed_token, banner[-3000:]
+    claims = jwt.decode(printed_token.group(1), JWT_SECRET, algorithms=["HS256"], audience="authenticated")
+    assert claims["sub"] == str(ADMIN_ID)
+    assert claims["exp"] > time.time()
+    assert 'curl -sS -X POST "$DEV/api/admin/jobs/trigger-sync"' in banner
+
+    admin = {"Authorization": f"Bearer {printed_token.group(1)}"}
+    coach = {"Authorization": f"Bearer {token_for(demo_id('coach', 'syned-coach-01'))}"}
+    forged = {"Authorization": f"Bearer {token_for(ADMIN_ID, secret='not-the-secret-0123456789abcdefghij')}"}
+    port = dev_server.port
+
+    # The worker: runner secrets only.
+    assert request(port, "GET", "/api/jobs/run").status == 401
+    assert request(port, "GET", "/api/jobs/run", headers=admin).status == 401
+    cron_call = request(port, "GET", "/api/jobs/run", headers=cron_headers())
+    assert cron_call.status == 200
+    assert cron_call.json["status"] == "ok"
+    assert request(port, "POST", "/api/jobs/run", body={"limit": 1}, headers=runner_headers()).status == 200
+
+    # Every admin route: 401 without or with a forged session, 403 for a non-admin, served for the admin.
+    for route in (r for r in routes if r.startswith("/api/admin/")):
+        method = "GET" if route.endswith(("/health", "/jobs")) else "POST"
+        body = {} if method == "POST" else None
+        assert request(port, method, route, body=body).status == 401, route
+        assert request(port, method, route, body=body, headers=forged).status == 401, route
+        assert request(port, method, route, body=body, headers=coach).status == 403, route
+        served = request(port, method, route, body=body, headers=admin)
+        assert served.status not in (401, 403, 404, 500, 501), (route, served.status, served.json)
+    health = request(port, "GET", "/api/admin/job-queue/health", headers=runner_headers())
+    assert health.status in (200, 503)
+    assert "queueCounts" in health.json
+    sync = request(port, "POST", "/api/admin/jobs/trigger-sync", body={"dryRun": True}, headers=admin)
+    assert sync.status == 200
+    assert sync.json["success"] is True
+
+    missing = request(port, "GET", "/api/nope")
+    assert missing.status == 404
+    assert "/api/jobs/run" in missing.json["routes"]
+
+    assert dev_server.stop(signal.SIGTERM) == 0
+    assert "SIGTERM: stopping" in dev_server.output
+    assert_stopped_cleanly(dev_server.data_dir)
+
+
+def test_ctrl_c_stops_everything_and_the_next_start_reuses_the_data(dev_server: DevProcess) -> None:
+    port = dev_server.port
+    enqueued = request(port, "POST", "/api/jobs/run", body={"limit": 1}, headers=runner_headers())
+    assert enqueued.status == 200
+    assert dev_server.stop(signal.SIGINT) == 0
+    assert "SIGINT: stopping" in dev_server.output
+    assert_stopped_cleanly(dev_server.data_dir)
+
+    env = dev_env(CRON_SECRET=CRON_SECRET, JOB_QUEUE_RUNNER_SECRET=RUNNER_SECRET, SUPABASE_JWT_SECRET=JWT_SECRET)
+    again = DevProcess(dev_server.data_dir, env)
+    try:
+        assert "kept from the last run" in again.output
+        health = request(again.port, "GET", "/api/admin/job-queue/health", headers=runner_headers())
+        assert health.json["recentRuns"], "the first run's worker call should be in the kept database"
+        assert again.stop(signal.SIGINT) == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+    assert_stopped_cleanly(dev_server.data_dir)
+
+
+def test_a_killed_dev_server_does_not_block_the_next_start(tmp_path: Path) -> None:
+    env = dev_env(CRON_SECRET=CRON_SECRET, JOB_QUEUE_RUNNER_SECRET=RUNNER_SECRET, SUPABASE_JWT_SECRET=JWT_SECRET)
+    killed = DevProcess(tmp_path / "dev", env)
+    killed.proc.kill()  # SIGKILL: no cleanup at all
+    killed.proc.wait(10)
+    again = DevProcess(tmp_path / "dev", env)
+    try:
+        assert request(again.port, "GET", "/api/jobs/run", headers=cron_headers()).status == 200
+        assert again.stop(signal.SIGTERM) == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+    assert_stopped_cleanly(tmp_path / "dev")
+
+
+# -- routing, in process ---------------------------------------------------------------------
+
+
+def test_routes_are_discovered_from_the_folder_with_vercel_paths(tmp_path: Path) -> None:
+    (tmp_path / "api" / "a").mkdir(parents=True)
+    (tmp_path / "api" / "_private").mkdir()
+    for name in ("a/b-c.py", "a/index.py", "top.py", "_private/x.py", "a/_helper.py"):
+        (tmp_path / "api" / name).write_text("")
+    assert set(discover_api_files(tmp_path / "api")) == {"/api/a/b-c", "/api/a", "/api/top"}
+
+
+def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    table = RouteTable(tmp_path)
+    server = DevHttpServer(("127.0.0.1", 0), table)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        assert request(port, "GET", "/api/hello-world").status == 404
+        (tmp_path / "api" / "hello-world.py").write_text(
+            "from lib.http import json_response, vercel_handler\n"
+            "handler = vercel_handler(GET=lambda request: json_response({'hello': request.path}))\n"
+        )
+        answer = request(port, "GET", "/api/hello-world?x=1")
+        assert answer.status == 200
+        assert answer.json == {"hello": "/api/hello-world"}
+        assert request(port, "POST", "/api/hello-world", body={}).status == 405  # the class's own answer
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- cron --------------------------------------------------------------------------------------
+
+
+class RecordingServer(http.server.ThreadingHTTPServer):
+    """Records each request's method, path and headers; answers 200 {}."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                recorder.seen.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does() -> None:
+    recorder = RecordingServer()
+    threading.Thread(target=recorder.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{recorder.server_address[1]}"
+        entries = vercel_cron_entries(ROOT / "vercel.json", base, "the-cron-secret")
+        vercel = json.loads((ROOT / "vercel.json").read_text())["crons"]
+        assert [(e.name, e.expression.text) for e in entries] == [(c["path"], c["schedule"]) for c in vercel]
+        scheduler = CronScheduler(entries, report=lambda line: None)
+        scheduler.tick(datetime(2026, 11, 28, 12, 3, tzinfo=UTC), wait=True)
+        assert recorder.seen == [], "*/5 does not fire at minute 3"
+        scheduler.tick(datetime(2026, 11, 28, 12, 5, tzinfo=UTC), wait=True)
+    finally:
+        recorder.shutdown()
+        recorder.server_close()
+    assert len(recorder.seen) == 1
+    call = recorder.seen[0]
+    assert (call["method"], call["path"]) == ("GET", "/api/jobs/run")
+    headers = {k.lower(): v for k, v in call["headers"].items()}
+    assert headers["authorization"] == "Bearer the-cron-secret"
+    assert headers["user-agent"] == "vercel-cron/1.0"
+    assert "content-length" not in headers, "Vercel Cron sends no body"
+
+
+def test_a_cron_tick_through_the_dev_router_runs_the_real_worker_as_vercel_cron(
+    app_env: Callable[..., None], sql: psycopg.Connection
+) -> None:
+    server = DevHttpServer(("127.0.0.1", 0), RouteTable(ROOT))
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    outcomes: list[str] = []
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        scheduler = CronScheduler(vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET), report=outcomes.append)
+        scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(outcomes) == 1, outcomes
+    assert "-> 200" in outcomes[0], outcomes
+    runs = sql.execute("select trigger_source, status from job_queue_runs").fetchall()
+    assert runs == [{"trigger_source": "vercel_cron", "status": "completed"}]
+
+
+def test_supabase_schedules_come_from_the_migration_and_enqueue_once_per_tick(
+    clean_db: str, sql: psycopg.Connection
+) -> None:
+    definitions = read_supabase_schedules(clean_db)
+    by_name = {d.job_name: d.schedule for d in definitions}
+    assert by_name == {
+        "job-queue-game-platform-sync": "*/30 * * * *",
+        "job-queue-game-platform-totals-sweep": "0 * * * *",
+        "job-queue-cleanup": "17 3 * * *",
+        "job-queue-worker-ping": "*/5 * * * *",
+    }
+    entries = supabase_schedule_entries(clean_db, definitions)
+    assert "job-queue-worker-ping" not in {e.name for e in entries}, "pg_net is not there locally"
+    outcomes: list[str] = []
+    scheduler = CronScheduler(entries, report=outcomes.append)
+    for _ in range(2):  # two ticks at 12:00: sync and sweep are both due, each enqueued once
+        scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
+    rows = sql.execute("select task_type, payload from job_queue order by task_type").fetchall()
+    assert rows == [
+        {"task_type": "game_platform_sync", "payload": {"dryRun": False, "coachId": None}},
+        {"task_type": "game_platform_totals_sweep", "payload": {"dryRun": False, "coachId": None, "batchSize": 100}},
+    ]
+    assert not any("FAILED" in o for o in outcomes), outcomes
+    scheduler.tick(datetime(2026, 11, 28, 3, 17, tzinfo=UTC), wait=True)  # the daily cleanup
+    assert any("job-queue-cleanup" in o and "FAILED" not in o for o in outcomes), outcomes
+
+
+@pytest.mark.parametrize(
+    ("expression", "moment", "expected"),
+    [
+        ("*/30 * * * *", datetime(2026, 1, 1, 10, 30), True),
+        ("*/30 * * * *", datetime(2026, 1, 1, 10, 31), False),
+        ("0 * * * *", datetime(2026, 1, 1, 7, 0), True),
+        ("17 3 * * *", datetime(2026, 1, 1, 3, 17), True),
+        ("17 3 * * *", datetime(2026, 1, 1, 4, 17), False),
+        ("0 9 * * 1-5", datetime(2026, 11, 28, 9, 0), False),  # a Saturday
+        ("0 9 * * 1-5", datetime(2026, 11, 30, 9, 0), True),  # a Monday
+        ("0 0 1 * 0", datetime(2026, 11, 29, 0, 0), True),  # day-of-month OR day-of-week (Sunday)
+        ("0 0 1 * 7", datetime(2026, 11, 29, 0, 0), True),  # 7 is Sunday too
+        ("5,10-12 * * * *", datetime(2026, 1, 1, 0, 11), True),
+    ],
+)
+def test_cron_expressions_match_as_cron_does(expression: str, moment: datetime, expected: bool) -> None:
+    assert CronExpression.parse(expression).matches(moment) is expected
+
+
+def test_cron_next_after_and_invalid_expressions() -> None:
+    assert CronExpression.parse("*/30 * * * *").next_after(datetime(2026, 1, 1, 10, 30, 5)) == datetime(
+        2026, 1, 1, 11, 0
+    )
+    for bad in ("* * * *", "60 * * * *", "*/0 * * * *", "a * * * *"):
+        with pytest.raises(ValueError, match="cron expression"):
+            CronExpression.parse(bad)

@@ -1,0 +1,6 @@
+"""An admin lists jobs (filters, keyset pages) or reads one in full (?id=)."""
+
+from lib.endpoints.admin_controls import list_jobs
+from lib.http import vercel_handler
+
+handler = vercel_handler(GET=list_jobs)

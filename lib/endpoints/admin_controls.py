@@ -1,0 +1,225 @@
+"""The dashboard's queue controls: the pause switch, the job list and detail, retry and cancel.
+
+- `POST /api/admin/job-queue/toggle` `{"enabled", "reason"?}`
+- `GET  /api/admin/job-queue/jobs` `?status&taskType&limit&cursor` or `?id=<uuid>`
+- `POST /api/admin/job-queue/actions` `{"action": "retry"|"cancel", "jobId"}`
+
+Each transition is one SQL function of the core migration (`job_queue_set_processing`,
+`job_queue_retry`, `job_queue_cancel`), which locks the row and decides; this
+module only maps its answer to HTTP: no job → 404, impossible → 409 with the
+job's current status.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lib.auth.admin import admin_connection
+from lib.errors import Conflict, InvalidRequest, NotFound
+from lib.http import Request, Response, json_response
+from lib.observability import log
+from lib.queue import JobCursor, JobDetail, JobSummary, Queue, Transition
+from lib.settings import get_settings
+
+JobStatus = Literal["pending", "processing", "succeeded", "failed", "cancelled"]
+
+MAX_PAGE = 100
+DEFAULT_PAGE = 50
+
+
+# -- the pause switch --------------------------------------------------------------
+
+
+class ToggleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    reason: str | None = Field(default=None, max_length=500, description="shown while paused; dropped on resume")
+
+
+def toggle_processing(request: Request) -> Response:
+    settings = get_settings()
+    with admin_connection(request, settings) as (db, admin):
+        body = request.input(ToggleBody)
+        state = Queue(db).set_processing(body.enabled, body.reason)
+    log(
+        "admin.processing_toggled",
+        processing_enabled=state.processing_enabled,
+        paused_reason=state.paused_reason,
+        user_id=str(admin.user_id),
+    )
+    return json_response(
+        {
+            "processingEnabled": state.processing_enabled,
+            "pausedReason": state.paused_reason,
+            "updatedAt": state.updated_at.isoformat(),
+        }
+    )
+
+
+# -- list and detail -----------------------------------------------------------------
+
+
+def encode_cursor(cursor: JobCursor) -> str:
+    """An opaque keyset position: the last listed job's creation time and id."""
+    raw = f"{cursor.created_at.isoformat()}|{cursor.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(value: str) -> JobCursor:
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+        created_at, _, job_id = raw.partition("|")
+        cursor = JobCursor(datetime.fromisoformat(created_at), UUID(job_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        cursor = None
+    if cursor is None or cursor.created_at.tzinfo is None:
+        raise InvalidRequest(
+            "The cursor is malformed; pass back the nextCursor of a previous page unchanged.",
+            details=[{"field": "cursor", "message": "not a cursor from this endpoint"}],
+        )
+    return cursor
+
+
+class JobsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID | None = Field(default=None, description="one job in full; not combined with the list parameters")
+    status: JobStatus | None = None
+    task_type: str | None = Field(default=None, alias="taskType", min_length=1, max_length=200)
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _id_alone(self) -> JobsQuery:
+        if self.id is not None and len(self.model_fields_set) > 1:
+            raise ValueError("id returns one job; do not combine it with status, taskType, limit or cursor")
+        return self
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def summary_json(job: JobSummary) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "taskType": job.task_type,
+        "status": job.status,
+        "payload": job.payload,
+        "attempts": job.attempts,
+        "maxAttempts": job.max_attempts,
+        "lastError": job.last_error,
+        "runAt": _iso(job.run_at),
+        "createdAt": _iso(job.created_at),
+        "updatedAt": _iso(job.updated_at),
+        "completedAt": _iso(job.completed_at),
+    }
+
+
+def detail_json(job: JobDetail) -> dict[str, Any]:
+    return {
+        "id": str(job.id),
+        "taskType": job.task_type,
+        "status": job.status,
+        "payload": job.payload,
+        "output": job.output,
+        "attempts": job.attempts,
+        "maxAttempts": job.max_attempts,
+        "lastError": job.last_error,
+        "dedupeKey": job.dedupe_key,
+        "runAt": _iso(job.run_at),
+        "createdAt": _iso(job.created_at),
+        "updatedAt": _iso(job.updated_at),
+        "completedAt": _iso(job.completed_at),
+        "lockedAt": _iso(job.locked_at),
+        "leaseExpiresAt": _iso(job.lease_expires_at),
+    }
+
+
+def list_jobs(request: Request) -> Response:
+    settings = get_settings()
+    with admin_connection(request, settings) as (db, _admin):
+        query = request.input(JobsQuery)
+        queue = Queue(db)
+        if query.id is not None:
+            job = queue.get_job(query.id)
+            if job is None:
+                raise NotFound(f"No job has id {query.id}.")
+            return json_response({"job": detail_json(job)})
+        page = queue.list_jobs(
+            status=query.status,
+            task_type=query.task_type,
+            limit=query.limit,
+            after=decode_cursor(query.cursor) if query.cursor else None,
+        )
+    return json_response(
+        {
+            "jobs": [summary_json(job) for job in page.jobs],
+            "nextCursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
+        }
+    )
+
+
+# -- retry and cancel ----------------------------------------------------------------
+
+
+class ActionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["retry", "cancel"]
+    job_id: UUID = Field(alias="jobId")
+
+
+def _refusal(action: str, transition: Transition) -> Conflict:
+    job_id = str(transition.id)
+    if transition.duplicate_of is not None:
+        return Conflict(
+            f"Job {job_id} cannot be retried: an equal job ({transition.duplicate_of}) is already pending or "
+            "processing.",
+            jobId=job_id,
+            status=transition.status,
+            duplicateOf=str(transition.duplicate_of),
+        )
+    allowed = (
+        "pending or processing jobs can be cancelled"
+        if action == "cancel"
+        else ("failed, cancelled or pending jobs can be retried")
+    )
+    return Conflict(f"Job {job_id} is {transition.status}; only {allowed}.", jobId=job_id, status=transition.status)
+
+
+def job_action(request: Request) -> Response:
+    settings = get_settings()
+    with admin_connection(request, settings) as (db, admin):
+        body = request.input(ActionBody)
+        queue = Queue(db)
+        transition = queue.retry(body.job_id) if body.action == "retry" else queue.cancel(body.job_id)
+    if transition is None:
+        raise NotFound(f"No job has id {body.job_id}.")
+    log(
+        "admin.job_action",
+        action=body.action,
+        job_id=str(body.job_id),
+        changed=transition.changed,
+        status=transition.status,
+        previous_status=transition.previous_status,
+        user_id=str(admin.user_id),
+    )
+    if not transition.changed:
+        raise _refusal(body.action, transition)
+    return json_response(
+        {
+            "success": True,
+            "action": body.action,
+            "jobId": str(transition.id),
+            "status": transition.status,
+            "previousStatus": transition.previous_status,
+        }
+    )

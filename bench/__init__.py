@@ -1,0 +1,1 @@
+"""Benchmarks of the job queue (not a test suite, not deployed). Run: python bench/run.py [--quick]."""

@@ -1,0 +1,133 @@
+"""Cold start: a fresh interpreter importing api/jobs/run.py by path, against a floor.
+
+The floor imports only what any such function needs: `psycopg` and `http.server`.
+The target loads the api file the way Vercel's runtime does (by path, the
+project root on sys.path), with no SENTRY_DSN. Each is run in a new subprocess,
+alternating, and the median wall time (interpreter start included) is reported.
+
+Bytecode: the children write and read their .pyc files under a private
+PYTHONPYCACHEPREFIX, warmed up before timing, so both sides start from cached
+bytecode. A second pass drops the cached bytecode of the project's own files
+(a deployment that ships no .pyc for them) to show what compiling them costs.
+Then `python -X importtime` names, per package, what the target imports beyond
+the floor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.common import ROOT, Report, heading, line, median, table
+
+FLOOR = "import psycopg, http.server"
+TARGET = f"""
+import importlib.util, sys
+sys.path.insert(0, {str(ROOT)!r})
+spec = importlib.util.spec_from_file_location("api_jobs_run", {str(ROOT / "api" / "jobs" / "run.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+assert module.handler
+"""
+# The bundle's own variables: a cold start is measured without any of them (no Sentry).
+_APP_VARIABLES = ("SENTRY_DSN", "DATABASE_URL", "POSTGRES_URL", "CRON_SECRET", "JOB_QUEUE_RUNNER_SECRET")
+
+
+def _env(prefix: Path, *, write_bytecode: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _APP_VARIABLES and not k.startswith("PYTHON")}
+    env["PYTHONPYCACHEPREFIX"] = str(prefix)
+    if not write_bytecode:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def _wall(code: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tempfile.gettempdir())
+    return time.perf_counter() - started
+
+
+def _alternate(repetitions: int, env: dict[str, str]) -> tuple[float, float]:
+    floor: list[float] = []
+    target: list[float] = []
+    for n in range(repetitions):
+        pair = ((FLOOR, floor), (TARGET, target))
+        for code, into in pair if n % 2 == 0 else reversed(pair):
+            into.append(_wall(code, env))
+    return median(floor) * 1000, median(target) * 1000
+
+
+def _import_times(code: str, env: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """module → (self µs, cumulative µs) from `python -X importtime`."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
+    times: dict[str, tuple[int, int]] = {}
+    for text in result.stderr.splitlines():
+        if not text.startswith("import time:") or "self [us]" in text:
+            continue
+        self_us, cumulative_us, name = text.removeprefix("import time:").split("|")
+        times[name.strip()] = (int(self_us), int(cumulative_us))
+    return times
+
+
+def measure_cold_start(*, repetitions: int, report: Report) -> None:
+    heading(f"5. Cold start: fresh interpreter importing api/jobs/run.py by path ({repetitions} runs each, median)")
+    prefix = Path(tempfile.mkdtemp(prefix="bench-pycache-"))
+    try:
+        warm_env = _env(prefix, write_bytecode=True)
+        for _ in range(2):  # write every .pyc once
+            _wall(FLOOR, warm_env)
+            _wall(TARGET, warm_env)
+        env = _env(prefix, write_bytecode=False)
+        floor_ms, target_ms = _alternate(repetitions, env)
+
+        # The project's own bytecode removed (the prefix mirrors absolute source paths).
+        shutil.rmtree(prefix / str(ROOT).lstrip("/"), ignore_errors=True)
+        floor_src_ms, target_src_ms = _alternate(max(3, repetitions // 3), env)
+
+        floor_imports = _import_times(FLOOR, warm_env)
+        target_imports = _import_times(TARGET, warm_env)
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+    ratio = target_ms / floor_ms
+    print(
+        table(
+            [
+                ["floor: import psycopg, http.server", f"{floor_ms:.1f} ms", f"{floor_src_ms:.1f} ms"],
+                ["api/jobs/run.py by path", f"{target_ms:.1f} ms", f"{target_src_ms:.1f} ms"],
+                ["ratio", f"{ratio:.2f}", f"{target_src_ms / floor_src_ms:.2f}"],
+            ],
+            ["interpreter importing", "bytecode cached", "project bytecode not cached"],
+        )
+    )
+
+    extra = {name: t for name, t in target_imports.items() if name not in floor_imports}
+    by_package: Counter[str] = Counter()
+    for name, (self_us, _) in extra.items():
+        by_package[name.split(".")[0]] += self_us
+    total_ms = sum(by_package.values()) / 1000
+    line(
+        f"imported beyond the floor: {len(extra)} modules, {total_ms:.1f} ms of import time "
+        "(python -X importtime, one run, self time summed per package):"
+    )
+    line(", ".join(f"{pkg} {us / 1000:.1f} ms" for pkg, us in by_package.most_common(8)))
+    report.add(
+        "5. cold start vs floor",
+        f"{target_ms:.0f} ms vs {floor_ms:.0f} ms = {ratio:.2f}× "
+        f"(without project .pyc: {target_src_ms / floor_src_ms:.2f}×)",
+        "≤ 1.5×",
+        ratio <= 1.5,
+    )

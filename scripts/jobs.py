@@ -179,7 +179,13 @@ def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> O
         )
         raise CliError(f"invalid payload for {args.task_type}: {problems}", EXIT_USAGE) from None
     # Defaults filled in, as the admin triggers and pg_cron store it: equal jobs share one dedupe key.
-    payload = model.model_dump(mode="json", by_alias=True)
+    # A payload model may name its public form (`to_payload`), leaving out what only a handler writes.
+    to_payload = getattr(model, "to_payload", None)
+    payload = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
+    internal = sorted(set(args.payload or {}) - set(payload))
+    if internal:
+        fields = ", ".join(internal)
+        raise CliError(f"{fields}: set by the {args.task_type} handler itself, not by an operator", EXIT_USAGE)
     queue = Queue(db)
     if args.no_dedupe:
         job_id, deduplicated = queue.enqueue(args.task_type, payload, run_at=args.run_at), False

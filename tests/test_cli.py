@@ -89,6 +89,7 @@ def test_enqueue_run_at_in_the_future_is_not_run_yet(run_cli, sql) -> None:
         (["enqueue", "no_such_type"], "unknown task type"),
         (["enqueue", "game_platform_totals_sweep", "--payload", '{"batchSize": 0}'], "batchSize"),
         (["enqueue", "game_platform_sync", "--payload", '{"surprise": 1}'], "surprise"),
+        (["enqueue", "game_platform_sync", "--payload", '{"cursor": null}'], "set by the game_platform_sync handler"),
     ],
 )
 def test_enqueue_refuses_unknown_types_and_invalid_payloads_with_exit_2(run_cli, sql, argv, needle) -> None:

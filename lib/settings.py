@@ -75,6 +75,11 @@ class Settings(BaseModel):
     game_platform_api_token: SecretStr | None = Field(default=None, alias="GAME_PLATFORM_API_TOKEN")
     game_platform_concurrency: Annotated[int, Field(ge=1, le=64)] = Field(default=8, alias="GAME_PLATFORM_CONCURRENCY")
     game_platform_timeout_seconds: PositiveSeconds = Field(default=15.0, alias="GAME_PLATFORM_TIMEOUT_SECONDS")
+    # Per call: attempts on 5xx/429/network errors, and the first backoff (it doubles, capped at 8 s).
+    game_platform_max_attempts: Annotated[int, Field(ge=1, le=10)] = Field(
+        default=4, alias="GAME_PLATFORM_MAX_ATTEMPTS"
+    )
+    game_platform_retry_base_seconds: PositiveSeconds = Field(default=0.5, alias="GAME_PLATFORM_RETRY_BASE_SECONDS")
 
     @property
     def worker_lease_seconds(self) -> float:

@@ -1,0 +1,152 @@
+"""Bounded-concurrency vendor calls, consumed in order, written in batches, within a time budget.
+
+Both Game Platform jobs walk a keyset-ordered list (users, teams), call the
+vendor for each item from a thread pool, and write results in batches on the
+job's one database connection. Results are consumed in input order so that a
+batch always ends at a clean cursor: every item up to it has been written, none
+after it has. That is what lets a continuation job (or a retry) pick up exactly
+where the last committed batch ended, with no item skipped or done twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from typing import Generic, TypeVar
+
+from lib.game_platform.errors import GamePlatformError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """When vendor calls must stop so the job can still write its last batch and hand over.
+
+    The reserve is a tenth of the time the job was given, between 0.5 and 5
+    seconds: ample for one batch write and one enqueue, small against a
+    five-minute invocation.
+    """
+
+    call_deadline: float  # clock() value: no vendor call starts, waits or runs past it
+    clock: Callable[[], float] = time.monotonic
+
+    @classmethod
+    def until(cls, deadline: float, clock: Callable[[], float] = time.monotonic) -> Budget:
+        reserve = min(5.0, max(0.5, 0.1 * (deadline - clock())))
+        return cls(call_deadline=deadline - reserve, clock=clock)
+
+    def can_start_call(self) -> bool:
+        return self.clock() < self.call_deadline
+
+
+def fetch_in_order(
+    pool: ThreadPoolExecutor,
+    items: Iterator[T],
+    fetch: Callable[[T], R],
+    *,
+    window: int,
+    keep_going: Callable[[], bool],
+) -> Iterator[tuple[T, R]]:
+    """Yield `(item, fetch(item))` in input order, with at most `window` fetches in flight.
+
+    New items are submitted only while `keep_going()` holds. `fetch` should turn
+    per-item failures into results; anything it raises ends the iteration. When
+    the consumer stops early, fetches not yet started are cancelled.
+    """
+    in_flight: deque[tuple[T, Future[R]]] = deque()
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(in_flight) < window and keep_going():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    exhausted = True
+                    break
+                in_flight.append((item, pool.submit(fetch, item)))
+            if not in_flight:
+                return
+            item, future = in_flight.popleft()
+            yield item, future.result()
+    finally:
+        for _, future in in_flight:
+            future.cancel()
+
+
+class Outcome(Enum):
+    """How one fetched item bears on the run as a whole."""
+
+    DONE = "done"  # an answer (success, 404, a rejected request): write it
+    UNAVAILABLE = "unavailable"  # the vendor did not answer usefully: write it, unless many in a row failed
+    DEFERRED = "deferred"  # the budget ran out: stop here, the continuation does the rest
+
+
+class VendorOutage(Exception):
+    """Too many calls in a row found the vendor unavailable: the run stops so the queue retries it later."""
+
+    def __init__(self, count: int, last_error: GamePlatformError | None) -> None:
+        super().__init__(
+            f"the Game Platform failed {count} calls in a row; stopping the run to retry later"
+            + (f" (last error: {last_error})" if last_error else "")
+        )
+        self.last_error = last_error
+
+
+class DrainEnd(Enum):
+    EXHAUSTED = "exhausted"  # every item was written
+    OUT_OF_TIME = "out_of_time"  # items remain for a continuation
+
+
+@dataclass
+class Drain(Generic[T, R]):
+    """Consume ordered results, flushing batches; stop at the first deferral or on an outage.
+
+    A run of consecutive `UNAVAILABLE` items is held back from flushing: if it
+    reaches `outage_threshold`, those items are not recorded as per-item failures
+    (the vendor is down, not they) and `VendorOutage` is raised after the items
+    before them are flushed, so a retry starts with the first of them. A shorter
+    run is flushed as ordinary failures.
+    """
+
+    classify: Callable[[R], Outcome]
+    flush: Callable[[list[tuple[T, R]]], None]
+    batch_size: int
+    outage_threshold: int
+    error_of: Callable[[R], GamePlatformError | None]
+
+    def run(self, results: Iterator[tuple[T, R]]) -> DrainEnd:
+        buffer: list[tuple[T, R]] = []
+        streak = 0
+        try:
+            for item, result in results:
+                outcome = self.classify(result)
+                if outcome is Outcome.DEFERRED:
+                    self._flush(buffer)
+                    return DrainEnd.OUT_OF_TIME
+                buffer.append((item, result))
+                if outcome is Outcome.UNAVAILABLE:
+                    streak += 1
+                    if streak >= self.outage_threshold:
+                        self._flush(buffer[:-streak])
+                        raise VendorOutage(streak, self.error_of(result))
+                    continue
+                streak = 0
+                if len(buffer) >= self.batch_size:
+                    self._flush(buffer)
+                    buffer = []
+            self._flush(buffer)
+            return DrainEnd.EXHAUSTED
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
+
+    def _flush(self, batch: list[tuple[T, R]]) -> None:
+        if batch:
+            self.flush(batch)

@@ -1,0 +1,228 @@
+-- Game Platform domain data: what the `game_platform_sync` and
+-- `game_platform_totals_sweep` jobs read and write (SPEC section 5).
+--
+-- An existing app database may already hold some of these tables, so every
+-- table is created `if not exists` with its key only, and every other column is
+-- added `if not exists`: a fresh database gets the full shape, an old one gains
+-- what it lacks, and no row is touched. `profiles` belongs to its own migration.
+--
+-- Platform ids are the vendor's `syned_user_id` / `syned_team_id`: our ids,
+-- sent to the vendor when the user or team was created there, kept as text.
+
+-- ---------------------------------------------------------------------------
+-- Roster: competitors, teams, team members
+-- ---------------------------------------------------------------------------
+
+create table if not exists public.competitors (
+    id uuid primary key default gen_random_uuid()
+);
+alter table public.competitors
+    -- The coach's profiles.id. No foreign key: a coach is a profiles row, and
+    -- profiles (and auth.users behind it) are managed elsewhere.
+    add column if not exists coach_id uuid,
+    add column if not exists first_name text,
+    add column if not exists last_name text,
+    add column if not exists email text,
+    add column if not exists game_platform_id text,
+    add column if not exists game_platform_synced_at timestamptz,
+    add column if not exists game_platform_sync_error text,
+    add column if not exists created_at timestamptz not null default now(),
+    add column if not exists updated_at timestamptz not null default now();
+
+-- The sync walks linked competitors in platform-id order (keyset), all of them
+-- or one coach's: these two indexes serve both walks and the sweep's join.
+create index if not exists competitors_game_platform_id_idx
+    on public.competitors (game_platform_id) where game_platform_id is not null;
+create index if not exists competitors_coach_game_platform_id_idx
+    on public.competitors (coach_id, game_platform_id);
+
+create table if not exists public.teams (
+    id uuid primary key default gen_random_uuid()
+);
+alter table public.teams
+    add column if not exists coach_id uuid,
+    add column if not exists name text,
+    add column if not exists division text,
+    add column if not exists affiliation text,
+    add column if not exists game_platform_id text,
+    add column if not exists game_platform_synced_at timestamptz,
+    add column if not exists game_platform_sync_error text,
+    add column if not exists created_at timestamptz not null default now(),
+    add column if not exists updated_at timestamptz not null default now();
+
+create index if not exists teams_coach_id_idx on public.teams (coach_id);
+
+create table if not exists public.team_members (
+    id uuid primary key default gen_random_uuid()
+);
+alter table public.team_members
+    add column if not exists team_id uuid not null references public.teams (id) on delete cascade,
+    add column if not exists competitor_id uuid not null references public.competitors (id) on delete cascade,
+    add column if not exists game_platform_synced_at timestamptz,
+    add column if not exists game_platform_sync_error text,
+    add column if not exists created_at timestamptz not null default now();
+
+create unique index if not exists team_members_team_id_competitor_id_key
+    on public.team_members (team_id, competitor_id);
+create index if not exists team_members_competitor_id_idx on public.team_members (competitor_id);
+
+-- ---------------------------------------------------------------------------
+-- What the platform told us
+-- ---------------------------------------------------------------------------
+
+-- One row per competitor: totals as of `synced_at` (written by the totals
+-- sweep; NULL until the first sweep) and the latest solve seen by either job.
+create table if not exists public.game_platform_stats (
+    competitor_id uuid primary key references public.competitors (id) on delete cascade
+);
+alter table public.game_platform_stats
+    add column if not exists challenges_completed integer not null default 0,
+    add column if not exists monthly_ctf_challenges integer not null default 0,
+    add column if not exists total_score integer not null default 0,
+    add column if not exists last_activity timestamptz,
+    add column if not exists synced_at timestamptz,
+    add column if not exists updated_at timestamptz not null default now();
+
+-- One row per platform user. Keyed by the platform id rather than a competitor,
+-- so it outlives a competitor's deletion or relinking: the sweep then finds a
+-- flagged user with no local competitor, reports it and clears the flag.
+create table if not exists public.game_platform_sync_state (
+    syned_user_id text primary key
+);
+alter table public.game_platform_sync_state
+    -- Start of the sync run that last fetched this user successfully: the next
+    -- incremental fetch asks for solves after it (minus a small overlap).
+    add column if not exists last_synced_at timestamptz,
+    add column if not exists last_attempt_at timestamptz,
+    add column if not exists last_result text
+        check (last_result in ('updated', 'unchanged', 'remote_missing', 'failed')),
+    add column if not exists error_message text,
+    add column if not exists needs_totals_refresh boolean not null default false,
+    -- When the current flag was raised (the sweep takes the oldest first).
+    add column if not exists needs_totals_refresh_since timestamptz,
+    -- When activity was last seen. The sweep clears the flag only if this has not
+    -- moved since it read the row, so activity found mid-sweep is never lost.
+    add column if not exists totals_refresh_requested_at timestamptz,
+    add column if not exists totals_refreshed_at timestamptz,
+    add column if not exists totals_error text,
+    add column if not exists created_at timestamptz not null default now(),
+    add column if not exists updated_at timestamptz not null default now();
+
+-- A raised flag always says since when, so the sweep's ordered walk finds it.
+do $$
+begin
+    if not exists (
+        select 1 from pg_constraint
+         where conrelid = 'public.game_platform_sync_state'::regclass
+           and conname = 'game_platform_sync_state_flag_since_check'
+    ) then
+        alter table public.game_platform_sync_state
+            add constraint game_platform_sync_state_flag_since_check
+            check (not needs_totals_refresh or needs_totals_refresh_since is not null);
+    end if;
+end
+$$;
+
+-- The sweep's queue: flagged users, oldest flag first. Partial, so it stays as
+-- small as the backlog however many users are synced.
+create index if not exists game_platform_sync_state_needs_totals_refresh_idx
+    on public.game_platform_sync_state (needs_totals_refresh_since, syned_user_id)
+    where needs_totals_refresh;
+
+create table if not exists public.game_platform_challenge_solves (
+    id bigint generated always as identity primary key
+);
+alter table public.game_platform_challenge_solves
+    add column if not exists syned_user_id text not null,
+    add column if not exists challenge_solve_id bigint not null,
+    add column if not exists source text not null default 'odl' check (source in ('odl', 'flash_ctf')),
+    add column if not exists flash_ctf_event_id text,
+    add column if not exists challenge_id bigint,
+    add column if not exists challenge_title text,
+    add column if not exists challenge_category text,
+    add column if not exists challenge_points integer,
+    add column if not exists challenge_retired boolean,
+    add column if not exists nist_nice_work_roles text[] not null default '{}',
+    add column if not exists solved_at timestamptz,
+    add column if not exists created_at timestamptz not null default now();
+
+-- A solve is a fact: stored once, whichever sync saw it first.
+create unique index if not exists game_platform_challenge_solves_syned_user_id_challenge_solve_id_key
+    on public.game_platform_challenge_solves (syned_user_id, challenge_solve_id);
+
+-- The platform gives flash CTFs no id; `event_id` is derived from the event's
+-- start time and name (see lib/game_platform/models.py: flash_ctf_event_id).
+create table if not exists public.game_platform_flash_ctf_events (
+    id bigint generated always as identity primary key
+);
+alter table public.game_platform_flash_ctf_events
+    add column if not exists syned_user_id text not null,
+    add column if not exists event_id text not null,
+    add column if not exists flash_ctf_name text,
+    add column if not exists started_at timestamptz,
+    add column if not exists challenges_solved integer not null default 0,
+    add column if not exists points_earned integer not null default 0,
+    add column if not exists rank integer,
+    add column if not exists created_at timestamptz not null default now(),
+    add column if not exists updated_at timestamptz not null default now();
+
+create unique index if not exists game_platform_flash_ctf_events_syned_user_id_event_id_key
+    on public.game_platform_flash_ctf_events (syned_user_id, event_id);
+
+-- ---------------------------------------------------------------------------
+-- Sync runs
+-- ---------------------------------------------------------------------------
+
+-- One row per sync run, which may span several jobs (continuations). `job_id`
+-- is the job currently driving the run: each batch's writes commit together
+-- with the run's progress only while that job still owns it, so a stale job
+-- (retried after it had already handed over) writes nothing.
+create table if not exists public.game_platform_sync_runs (
+    id bigint generated always as identity primary key
+);
+alter table public.game_platform_sync_runs
+    add column if not exists status text not null default 'running'
+        check (status in ('running', 'completed', 'failed')),
+    add column if not exists coach_id uuid,
+    add column if not exists job_id uuid,
+    add column if not exists started_by_job_id uuid,
+    add column if not exists full_sync boolean not null default false,
+    add column if not exists invocations integer not null default 1,
+    add column if not exists progress jsonb not null default '{}'::jsonb,
+    add column if not exists counts jsonb not null default '{}'::jsonb,
+    add column if not exists error text,
+    add column if not exists started_at timestamptz not null default now(),
+    add column if not exists updated_at timestamptz not null default now(),
+    add column if not exists finished_at timestamptz;
+
+-- A job starts at most one run, even when it is retried.
+create unique index if not exists game_platform_sync_runs_started_by_job_id_key
+    on public.game_platform_sync_runs (started_by_job_id) where started_by_job_id is not null;
+create index if not exists game_platform_sync_runs_scope_started_idx
+    on public.game_platform_sync_runs (coach_id, started_at desc);
+
+-- ---------------------------------------------------------------------------
+-- Security: service role only (the bundle's own connection). Supabase exposes
+-- `public` through its REST API; with RLS on and no policies, anon and
+-- authenticated read nothing, and their table privileges are revoked too.
+-- ---------------------------------------------------------------------------
+
+alter table public.competitors enable row level security;
+alter table public.teams enable row level security;
+alter table public.team_members enable row level security;
+alter table public.game_platform_stats enable row level security;
+alter table public.game_platform_sync_state enable row level security;
+alter table public.game_platform_challenge_solves enable row level security;
+alter table public.game_platform_flash_ctf_events enable row level security;
+alter table public.game_platform_sync_runs enable row level security;
+
+revoke all on table
+    public.competitors, public.teams, public.team_members, public.game_platform_stats,
+    public.game_platform_sync_state, public.game_platform_challenge_solves,
+    public.game_platform_flash_ctf_events, public.game_platform_sync_runs
+    from public, anon, authenticated;
+grant select, insert, update, delete on table
+    public.competitors, public.teams, public.team_members, public.game_platform_stats,
+    public.game_platform_sync_state, public.game_platform_challenge_solves,
+    public.game_platform_flash_ctf_events, public.game_platform_sync_runs
+    to service_role;

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from lib.errors import (
     ApiError,
     ConfigurationError,
+    DatabaseUnavailable,
     InvalidJson,
     InvalidRequest,
     MethodNotAllowed,
@@ -134,7 +135,9 @@ def dispatch(routes: Mapping[str, Endpoint], request: Request) -> Response:
         if isinstance(exc, MethodNotAllowed):
             response.headers["Allow"] = allow
         if exc.status >= 500:
-            log("http.unavailable", "warning", path=request.path, status=exc.status, error=exc.message)
+            log("http.unavailable", "error", path=request.path, status=exc.status, error=exc.message)
+            if isinstance(exc, DatabaseUnavailable):
+                capture_bug(exc.__cause__ or exc, path=request.path, outage="database")
         return response
     except ConfigurationError as exc:
         log("http.misconfigured", "error", path=request.path, error=str(exc))

@@ -106,12 +106,13 @@ def capture_job_failure(
 
 
 def capture_bug(exc: BaseException, **tags: str) -> None:
-    """Report an unexpected exception (an HTTP 500)."""
+    """Report an unexpected exception (an HTTP 500) or an outage (the database unreachable)."""
     if _sentry_dsn is None:
         return
     import sentry_sdk
 
     with sentry_sdk.new_scope() as scope:
+        scope.set_level("error")
         for key, value in tags.items():
             scope.set_tag(key, value)
         sentry_sdk.capture_exception(exc)

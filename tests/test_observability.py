@@ -106,3 +106,13 @@ def test_a_bug_is_a_500_reported_to_sentry_and_logged(sentry, capsys):
     assert event["tags"]["path"] == "/api/broken"
     logged = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert any(r["event"] == "http.bug" and "KeyError" in r["error"] for r in logged)
+
+
+def test_database_outage_is_a_503_reported_to_sentry(sentry, app_env, worker_api):
+    app_env(SENTRY_DSN=sentry.dsn, DATABASE_URL="postgresql://postgres@127.0.0.1:9/postgres")
+    response = worker_api.request("POST", headers=runner_headers())
+    assert response.status == 503
+    [event] = sentry.events
+    assert event["level"] == "error"
+    assert event["tags"]["outage"] == "database"
+    assert event["tags"]["path"] == "/api/jobs/run"

@@ -13,10 +13,14 @@ import uuid
 from urllib.parse import quote
 
 import jwt
+import psycopg
 import pytest
 from cryptography.hazmat.primitives import serialization
+from psycopg.rows import dict_row
 
 from lib.auth import admin as admin_auth
+from scripts.local_pg import create_database, drop_database
+from scripts.migrate import apply_migrations, ensure_supabase_compatibility
 from tests.support.api import ROOT
 from tests.support.fake_supabase_auth import FakeSupabaseAuth
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, runner_headers
@@ -480,3 +484,58 @@ def test_worker_cold_start_does_not_import_admin_code():
     loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
     for module in ("jwt", "cryptography", "httpx", "lib.auth.admin", "lib.health", "lib.endpoints.admin_controls"):
         assert module not in loaded, f"api/jobs/run.py imports {module}"
+
+
+# -- the profiles migration ----------------------------------------------------------------
+
+
+def test_profiles_table_takes_a_bare_id_and_role_and_is_closed_to_api_roles(sql):
+    user = uuid.uuid4()
+    sql.execute("insert into profiles (id, role) values (%s, 'admin')", (user,))
+    row = sql.execute("select * from profiles where id = %s", (user,)).fetchone()
+    assert row["role"] == "admin"
+    assert row["is_approved"] is False
+    for column in ("game_platform_user_id", "first_name", "last_name", "email"):
+        assert row[column] is None
+    table = sql.execute(
+        "select c.relrowsecurity, (select count(*) from pg_policies p where p.tablename = 'profiles') as policies,"
+        " has_table_privilege('anon', 'public.profiles', 'select') as anon_reads,"
+        " has_table_privilege('authenticated', 'public.profiles', 'select') as authenticated_reads"
+        " from pg_class c where c.oid = 'public.profiles'::regclass"
+    ).fetchone()
+    assert table == {"relrowsecurity": True, "policies": 0, "anon_reads": False, "authenticated_reads": False}
+    fks = sql.execute(
+        "select count(*) as n from pg_constraint where conrelid = 'public.profiles'::regclass and contype = 'f'"
+    ).fetchone()
+    assert fks["n"] == 0
+
+
+def test_profiles_migration_keeps_an_existing_app_table_and_its_rows(admin_conninfo):
+    conninfo = create_database(admin_conninfo, prefix="jq_profiles")
+    try:
+        user = uuid.uuid4()
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            ensure_supabase_compatibility(conn)
+            conn.execute("create table public.profiles (id uuid primary key, role text not null, full_name text)")
+            conn.execute("insert into public.profiles values (%s, 'admin', 'Ada')", (user,))
+        apply_migrations(conninfo)
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+            row = conn.execute("select * from public.profiles").fetchone()
+            assert row["id"] == user
+            assert row["role"] == "admin"
+            assert row["full_name"] == "Ada"
+            assert "game_platform_user_id" in row
+            assert "is_approved" in row
+            rls = conn.execute("select relrowsecurity from pg_class where oid = 'public.profiles'::regclass")
+            assert rls.fetchone()["relrowsecurity"] is False  # the app's table, the app's choice
+    finally:
+        drop_database(admin_conninfo, conninfo)
+
+
+def test_admin_sql_functions_are_closed_to_api_roles(sql):
+    row = sql.execute(
+        "select has_function_privilege('anon', 'public.job_queue_health_snapshot(integer)', 'execute') as anon,"
+        " has_function_privilege('authenticated', 'public.job_queue_health_snapshot(integer)', 'execute') as auth,"
+        " has_function_privilege('service_role', 'public.job_queue_health_snapshot(integer)', 'execute') as service"
+    ).fetchone()
+    assert row == {"anon": False, "auth": False, "service": True}

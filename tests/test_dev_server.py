@@ -323,14 +323,21 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
     try:
         port = server.server_address[1]
         assert request(port, "GET", "/api/hello-world").status == 404
-        (tmp_path / "api" / "hello-world.py").write_text(
+        broken = tmp_path / "api" / "hello-world.py"
+        broken.write_text("handler = 1 / 0\n")
+        assert request(port, "GET", "/api/hello-world").status == 404
+        assert "ZeroDivisionError" in table.errors["/api/hello-world"]
+        stale = broken.stat().st_mtime_ns
+        broken.write_text(
             "from lib.http import json_response, vercel_handler\n"
             "handler = vercel_handler(GET=lambda request: json_response({'hello': request.path}))\n"
         )
+        os.utime(broken, ns=(stale + 10**9, stale + 10**9))  # changed, even on a coarse-mtime filesystem
         answer = request(port, "GET", "/api/hello-world?x=1")
         assert answer.status == 200
         assert answer.json == {"hello": "/api/hello-world"}
         assert request(port, "POST", "/api/hello-world", body={}).status == 405  # the class's own answer
+        assert "/api/hello-world" not in table.errors
     finally:
         server.shutdown()
         server.server_close()
@@ -456,3 +463,26 @@ def test_cron_next_after_and_invalid_expressions() -> None:
     for bad in ("* * * *", "60 * * * *", "*/0 * * * *", "a * * * *"):
         with pytest.raises(ValueError, match="cron expression"):
             CronExpression.parse(bad)
+
+
+def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary() -> None:
+    """A clock 0.3 s before 12:05 UTC: the */5 entry fires once at 12:05, the hourly one not at all."""
+    from datetime import timedelta
+
+    from scripts.devserver.cron import CronEntry
+
+    fired: list[str] = []
+    start, t0 = datetime(2026, 11, 28, 12, 4, 59, 700000, tzinfo=UTC), time.monotonic()
+    entries = [
+        CronEntry("vercel", "every-5", CronExpression.parse("*/5 * * * *"), lambda: fired.append("every-5") or "", ""),
+        CronEntry("supabase", "hourly", CronExpression.parse("0 * * * *"), lambda: fired.append("hourly") or "", ""),
+    ]
+    scheduler = CronScheduler(
+        entries,
+        report=lambda line: None,
+        clock=lambda: start + timedelta(seconds=time.monotonic() - t0),
+    )
+    scheduler.start()
+    time.sleep(1.0)
+    scheduler.stop()
+    assert fired == ["every-5"]

@@ -262,8 +262,10 @@ class CronScheduler:
             next_minute = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
             if self._stop.wait(max(0.0, (next_minute - self.clock()).total_seconds())):
                 return
-            self.tick(next_minute)
-            moment = next_minute
+            # After a suspend (a laptop lid), fire the current minute once instead of every missed one.
+            late = self.clock() - next_minute
+            moment = next_minute if late < timedelta(minutes=1) else self.clock()
+            self.tick(moment.replace(second=0, microsecond=0))
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop firing; wait briefly for firings in flight (their HTTP calls finish or time out)."""

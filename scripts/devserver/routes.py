@@ -95,17 +95,25 @@ class RouteTable:
         self._routes: dict[str, Route] = {}
         self._lock = threading.Lock()
         self.errors: dict[str, str] = {}
+        self._failed_mtimes: dict[str, float] = {}  # a broken file is retried once it changes
         self.rescan()
 
     def rescan(self) -> None:
         with self._lock:
             for route, file in discover_api_files(self.api_dir).items():
-                if route in self._routes or route in self.errors:
+                if route in self._routes:
+                    continue
+                mtime = file.stat().st_mtime
+                if self._failed_mtimes.get(route) == mtime:
                     continue
                 try:
                     self._routes[route] = load_route(route, file, self.root)
                 except Exception as exc:  # noqa: BLE001 - a broken file is reported, the others are served
                     self.errors[route] = f"{type(exc).__name__}: {exc}"
+                    self._failed_mtimes[route] = mtime
+                else:
+                    self.errors.pop(route, None)
+                    self._failed_mtimes.pop(route, None)
 
     def routes(self) -> list[Route]:
         with self._lock:

@@ -27,7 +27,8 @@ Public API::
 - Faults: `fake.inject(Fault(...))` answers matching requests with a status
   (404 unknown user, 429 with `Retry-After`, 500, 422 with a `detail`), after a
   delay (slow responses), or by dropping the connection; `times=n` limits a
-  fault to its first n matches (500-then-success). `fake.latency` delays every
+  fault to its first n matches (500-then-success) and `skip=n` lets n through
+  first (a vendor failing mid-run). `fake.latency` delays every
   answer (the benchmark uses 50 ms).
 - Requests: every request is recorded (`fake.requests`, `fake.requests_for(path,
   user=...)`) with its method, path (relative to the base URL), query, JSON
@@ -360,11 +361,13 @@ class Fault:
     user: str | None = None  # the request's syned_user_id (query or body); None: any
     team: str | None = None  # the request's syned_team_id; None: any
     times: int | None = None  # affect only the first n matches; None: all of them
+    skip: int = 0  # let the first n matches through untouched (a vendor that fails mid-run)
     retry_after: str | None = None  # Retry-After header value
     detail: Any = None  # the `detail` of the error body
     delay: float = 0.0  # seconds to wait before answering (slow responses)
     disconnect: bool = False  # drop the connection without answering (a network error)
-    hits: int = 0
+    hits: int = 0  # matching requests this fault answered
+    passed: int = 0  # matching requests let through by `skip`
 
     def matches(self, path: str, user: str | None, team: str | None) -> bool:
         if self.times is not None and self.hits >= self.times:
@@ -508,9 +511,15 @@ class FakeGamePlatform:
         user = query.get("syned_user_id") or (body.get("syned_user_id") if isinstance(body, dict) else None)
         team = query.get("syned_team_id") or (body.get("syned_team_id") if isinstance(body, dict) else None)
         with self.lock:
-            fault = next((f for f in self.faults if f.matches(path, user, team)), None)
-            if fault is not None:
-                fault.hits += 1
+            fault = None
+            for candidate in self.faults:
+                if candidate.matches(path, user, team):
+                    if candidate.passed < candidate.skip:
+                        candidate.passed += 1
+                        continue
+                    candidate.hits += 1
+                    fault = candidate
+                    break
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)

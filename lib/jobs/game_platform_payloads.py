@@ -1,0 +1,42 @@
+"""What may be asked of the Game Platform jobs: the payloads' public fields.
+
+Kept apart from the handlers (which import the vendor client and httpx) so the
+admin trigger endpoints can validate a request and store a payload with every
+default filled in (`SyncRequest().to_payload() == {"dryRun": False, "coachId": None}`)
+without loading the client. The handlers' payload models extend these with the
+continuation cursor, which only a handler ever writes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+SYNC_TASK_TYPE = "game_platform_sync"
+TOTALS_SWEEP_TASK_TYPE = "game_platform_totals_sweep"
+
+DEFAULT_SWEEP_BATCH_SIZE = 100
+MAX_SWEEP_BATCH_SIZE = 1000
+
+
+class SyncRequest(BaseModel):
+    """`game_platform_sync`: an incremental sync of every linked competitor, or of one coach's."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    dry_run: StrictBool = Field(default=False, alias="dryRun", description="report what would change; write nothing")
+    coach_id: UUID | None = Field(default=None, alias="coachId", description="only this coach's competitors and teams")
+
+    def to_payload(self) -> dict[str, Any]:
+        """The job payload: every public field, defaults filled in, camelCase keys."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"cursor"})
+
+
+class SweepRequest(SyncRequest):
+    """`game_platform_totals_sweep`: refresh the totals of up to `batchSize` flagged users."""
+
+    batch_size: Annotated[StrictInt, Field(ge=1, le=MAX_SWEEP_BATCH_SIZE)] = Field(
+        default=DEFAULT_SWEEP_BATCH_SIZE, alias="batchSize", description="flagged users to refresh, at most"
+    )

@@ -1,0 +1,710 @@
+"""`game_platform_sync`: bring competitors' solves and teams' rosters up to date with the Game Platform.
+
+One sync run walks every platform user linked to a competitor in scope (all
+coaches, or one), in platform-id order:
+- ODL solves since the user was last synced (all of them the first time);
+  flash-CTF progress when there is news of a flash CTF (see `_flash_news`), on a
+  full sync, or on the user's first sync;
+- new solves and changed flash-CTF events are upserted on their unique keys,
+  `last_activity` moves forward, the sync state records the outcome, and
+  `needs_totals_refresh` is raised when new solves appeared or the competitor
+  has no totals yet (the totals sweep then fetches them);
+- a 404 is recorded on the competitor and its sync state (`skipped_remote_missing`);
+  any other per-user error is recorded and the run goes on.
+Then every team linked to the platform gets the members the platform does not
+list yet assigned.
+
+A run may span several jobs. Each batch of writes commits together with the
+run's progress (`game_platform_sync_runs.progress`), fenced by the job that owns
+the run; near the time budget the job hands the run to a continuation job it
+enqueues in the same transaction. So each user is written exactly once per
+run, however the run is split, and a job that lost the run writes nothing.
+
+Why per-user incremental times rather than one run-wide `after_time_unix`: a
+user whose fetch failed in the last run, or who was linked since, would
+otherwise miss the solves between their last good sync and that run. Each
+user's time is the start of the run that last synced them, which for everyone
+the last completed run covered is exactly that run's start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from lib.game_platform.client import GamePlatformClient
+from lib.game_platform.errors import (
+    DeadlineReached,
+    GamePlatformAuthError,
+    GamePlatformError,
+    GamePlatformUnavailable,
+    RemoteMissing,
+)
+from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
+from lib.game_platform.models import FlashCTFProgressResponse, ODLScoresResponse
+from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, NewSolves, TeamMember
+from lib.jobs.context import JobContext, PermanentJobError, describe
+from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
+from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, SyncRequest
+from lib.jobs.registry import TaskSpec
+from lib.observability import log
+
+# Solves are asked for from a little before the user's last sync: a solve the
+# vendor timestamps just before our run started but had not yet made visible
+# is caught next time. Solves seen twice are deduplicated by their unique key.
+INCREMENTAL_OVERLAP_SECONDS = 120
+USER_PAGE_SIZE = 500
+USER_WRITE_BATCH = 100
+TEAM_PAGE_SIZE = 100
+TEAM_WRITE_BATCH = 50
+SENTINEL_USERS = 3
+
+
+class CompetitorCounts(BaseModel):
+    """Platform users handled, by outcome (in a dry run: what would happen)."""
+
+    total: int = 0
+    updated: int = 0  # new solves found
+    unchanged: int = 0
+    skipped_remote_missing: int = 0
+    failed: int = 0
+    flagged_for_totals: int = 0
+    new_solves: int = 0
+    flash_ctf_events_changed: int = 0
+
+
+class TeamCounts(BaseModel):
+    total: int = 0
+    synced: int = 0
+    skipped_remote_missing: int = 0
+    failed: int = 0
+    members_assigned: int = 0
+    members_already_assigned: int = 0
+    members_without_platform_id: int = 0
+    members_failed: int = 0
+
+
+class SyncProgress(BaseModel):
+    """Where a run stands: kept in its run row, and carried by a continuation job's payload."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    run_id: int | None = None  # None in dry runs, which record no run
+    started_at: datetime
+    full_sync: bool
+    flash_for_all: bool
+    phase: Literal["competitors", "teams", "done"] = "competitors"
+    after_user: str | None = None  # last platform user written
+    after_team: UUID | None = None  # last team written
+    invocations: int = 1
+    competitors: CompetitorCounts = Field(default_factory=CompetitorCounts)
+    teams: TeamCounts = Field(default_factory=TeamCounts)
+    errors: list[ItemError] = Field(default_factory=list, max_length=MAX_ITEM_ERRORS)
+    errors_omitted: int = 0
+
+    def add_error(self, kind: Literal["competitor", "team", "team_member"], item_id: str, error: str) -> None:
+        if len(self.errors) < MAX_ITEM_ERRORS:
+            self.errors.append(ItemError(kind=kind, id=item_id, error=error[:1000]))
+        else:
+            self.errors_omitted += 1
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def counts(self) -> dict[str, Any]:
+        return {"competitors": self.competitors.model_dump(), "teams": self.teams.model_dump()}
+
+
+class SyncPayload(SyncRequest):
+    """The job's payload: the request, plus the progress a continuation resumes from."""
+
+    cursor: SyncProgress | None = None
+
+
+class RunSuperseded(Exception):
+    """Another job owns the run now: this one must write nothing more."""
+
+
+@dataclass(frozen=True)
+class UserFetch:
+    odl: ODLScoresResponse | None = None
+    flash: FlashCTFProgressResponse | None = None
+    missing: RemoteMissing | None = None
+    error: GamePlatformError | None = None
+    deferred: bool = False
+
+
+MemberStatus = Literal["assigned", "already_assigned", "no_platform_id", "failed"]
+
+
+@dataclass(frozen=True)
+class MemberResult:
+    member: TeamMember
+    status: MemberStatus
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamSync:
+    members: tuple[MemberResult, ...] = ()
+    missing: RemoteMissing | None = None
+    error: GamePlatformError | None = None
+    deferred: bool = False
+
+
+def _outcome(result: UserFetch | TeamSync) -> Outcome:
+    if result.deferred:
+        return Outcome.DEFERRED
+    if isinstance(result.error, GamePlatformUnavailable):
+        return Outcome.UNAVAILABLE
+    return Outcome.DONE
+
+
+def _error_of(result: UserFetch | TeamSync) -> GamePlatformError | None:
+    return result.error
+
+
+class _SyncRun:
+    """One job's share of a sync run."""
+
+    def __init__(self, ctx: JobContext, payload: SyncPayload, store: GamePlatformStore, session: VendorSession) -> None:
+        self.ctx = ctx
+        self.payload = payload
+        self.dry_run = payload.dry_run
+        self.coach_id = payload.coach_id
+        self.store = store
+        self.session = session
+        self.client: GamePlatformClient = session.client
+        self.pool: ThreadPoolExecutor = session.pool
+        self.progress: SyncProgress | None = None
+
+    # -- start, finish, hand over ----------------------------------------------------
+
+    def begin(self) -> SyncProgress:
+        """Start a new run: is it a full sync, and is there flash-CTF news to fetch for everyone?"""
+        started_at = self.store.now()
+        full_sync = not self.store.has_completed_run(self.coach_id)
+        flash_for_all = full_sync or self._flash_news()
+        progress = SyncProgress(started_at=started_at, full_sync=full_sync, flash_for_all=flash_for_all)
+        if not self.dry_run:
+            run = self.store.start_run(
+                job_id=self.ctx.job_id,
+                coach_id=self.coach_id,
+                full_sync=full_sync,
+                started_at=started_at,
+                progress=progress.dump(),
+            )
+            progress.run_id = run.id
+        log(
+            "game_platform_sync.started",
+            job_id=str(self.ctx.job_id),
+            run_id=progress.run_id,
+            dry_run=self.dry_run,
+            coach_id=self.coach_id,
+            full_sync=full_sync,
+            flash_for_all=flash_for_all,
+        )
+        return progress
+
+    def run(self, progress: SyncProgress) -> dict[str, Any]:
+        self.progress = progress
+        if progress.phase == "competitors":
+            if self._sync_users() is DrainEnd.OUT_OF_TIME:
+                return self._continue()
+            self._advance(phase="teams")
+        if self.progress.phase == "teams" and (
+            not self.session.budget.can_start_call() or self._sync_teams() is DrainEnd.OUT_OF_TIME
+        ):
+            return self._continue()
+        return self._finish()
+
+    def _advance(self, **changes: Any) -> None:
+        """Move the run on without a batch to write (an empty phase), keeping the run row in step."""
+        assert self.progress is not None
+        current = self.progress
+        self._commit(lambda: current.model_copy(update=changes, deep=True))
+
+    def _commit(self, write: Callable[[], SyncProgress]) -> None:
+        """Run a batch's writes and checkpoint the progress they return, atomically (dry runs write nothing)."""
+        if self.dry_run:
+            self.progress = write()
+            return
+        with self.ctx.db.transaction():
+            progress = write()
+            assert progress.run_id is not None
+            if not self.store.checkpoint_run(progress.run_id, self.ctx.job_id, progress.dump(), progress.counts()):
+                raise RunSuperseded(f"sync run {progress.run_id} is no longer driven by job {self.ctx.job_id}")
+        self.progress = progress
+
+    def _continue(self) -> dict[str, Any]:
+        """Out of time: enqueue a continuation job carrying the cursor, and hand it the run."""
+        assert self.progress is not None
+        progress = self.progress.model_copy(update={"invocations": self.progress.invocations + 1}, deep=True)
+        payload = {**self.payload.to_payload(), "cursor": progress.dump()}
+        with self.ctx.db.transaction():
+            next_job = self.ctx.queue.enqueue(SYNC_TASK_TYPE, payload, max_attempts=self.ctx.max_attempts)
+            if progress.run_id is not None and not self.store.hand_over_run(
+                progress.run_id, self.ctx.job_id, next_job, progress.dump(), progress.counts()
+            ):
+                raise RunSuperseded(f"sync run {progress.run_id} is no longer driven by job {self.ctx.job_id}")
+        log(
+            "game_platform_sync.continued",
+            job_id=str(self.ctx.job_id),
+            run_id=progress.run_id,
+            continuation_job_id=str(next_job),
+            phase=progress.phase,
+            after_user=progress.after_user,
+        )
+        return self._output("continued", self.progress, continuation=next_job)
+
+    def _finish(self) -> dict[str, Any]:
+        assert self.progress is not None
+        progress = self.progress.model_copy(update={"phase": "done"}, deep=True)
+        if progress.run_id is not None and not self.store.finish_run(
+            progress.run_id, self.ctx.job_id, status="completed", progress=progress.dump(), counts=progress.counts()
+        ):
+            raise RunSuperseded(f"sync run {progress.run_id} is no longer driven by job {self.ctx.job_id}")
+        self.progress = progress
+        log(
+            "game_platform_sync.completed",
+            job_id=str(self.ctx.job_id),
+            run_id=progress.run_id,
+            dry_run=self.dry_run,
+            **progress.counts(),
+        )
+        return self._output("completed", progress)
+
+    def _output(self, status: str, progress: SyncProgress, continuation: UUID | None = None) -> dict[str, Any]:
+        return run_output(status, self.payload, progress, continuation)
+
+    # -- flash-CTF news ----------------------------------------------------------------
+
+    def _flash_news(self) -> bool:
+        """Does a sentinel user show a flash CTF (or progress in one) not yet recorded?
+
+        Flash CTFs are platform-wide events, so the users who played the latest
+        ones tell whether another has happened. Only then is every user's
+        flash-CTF progress fetched, which halves the calls of an ordinary run.
+        When the sentinels cannot be asked, the run fetches for everyone: a
+        wasted call is cheaper than a missed event.
+        """
+        sentinels = self.store.sentinel_users(self.coach_id, SENTINEL_USERS)
+        if not sentinels:
+            return False
+        recorded = self.store.recorded_flash_events(sentinels)
+
+        def check(uid: str) -> bool:
+            try:
+                answer = self.client.get_flash_ctf_progress(uid)
+            except GamePlatformAuthError:
+                raise
+            except GamePlatformError:
+                return True
+            if isinstance(answer, RemoteMissing):
+                return False
+            return any(recorded.get((uid, item.event_id)) != item.challenges_solved for item in answer.flash_ctfs)
+
+        return any(list(self.pool.map(check, sentinels)))
+
+    # -- competitors ---------------------------------------------------------------------
+
+    def _linked_users(self) -> Iterator[LinkedUser]:
+        assert self.progress is not None
+        after = self.progress.after_user
+        while True:
+            page = self.store.linked_users_page(self.coach_id, after, USER_PAGE_SIZE)
+            yield from page
+            if len(page) < USER_PAGE_SIZE:
+                return
+            after = page[-1].syned_user_id
+
+    def _fetch_user(self, user: LinkedUser) -> UserFetch:
+        """Runs on a pool thread: the vendor calls for one user, failures turned into results."""
+        assert self.progress is not None
+        uid = user.syned_user_id
+        after = None
+        if user.last_synced_at is not None:
+            after = int(user.last_synced_at.timestamp()) - INCREMENTAL_OVERLAP_SECONDS
+        try:
+            odl = self.client.get_odl_scores(uid, after_time_unix=after)
+            if isinstance(odl, RemoteMissing):
+                return UserFetch(missing=odl)
+            flash = None
+            if self.progress.flash_for_all or user.last_synced_at is None:
+                answer = self.client.get_flash_ctf_progress(uid)
+                if isinstance(answer, RemoteMissing):
+                    return UserFetch(missing=answer)
+                flash = answer
+            return UserFetch(odl=odl, flash=flash)
+        except GamePlatformAuthError:
+            raise
+        except DeadlineReached:
+            return UserFetch(deferred=True)
+        except GamePlatformError as exc:
+            return UserFetch(error=exc)
+
+    def _sync_users(self) -> DrainEnd:
+        results = fetch_in_order(
+            self.pool,
+            self._linked_users(),
+            self._fetch_user,
+            window=self.session.window,
+            keep_going=self.session.budget.can_start_call,
+        )
+        drain: Drain[LinkedUser, UserFetch] = Drain(
+            classify=_outcome,
+            flush=self._write_users,
+            batch_size=USER_WRITE_BATCH,
+            outage_threshold=self.session.outage_threshold,
+            error_of=_error_of,
+        )
+        return drain.run(results)
+
+    def _write_users(self, batch: list[tuple[LinkedUser, UserFetch]]) -> None:
+        solves, events = _solve_and_event_rows(batch)
+        competitor_ids = [cid for user, fetched in batch if fetched.odl is not None for cid in user.competitor_ids]
+
+        def write() -> SyncProgress:
+            with_totals = self.store.competitors_with_totals(competitor_ids)
+            if self.dry_run:
+                new_solves = self.store.count_new_solves(solves)
+                changed_events = self.store.count_changed_flash_events(events)
+                return self._tally_users(batch, new_solves, changed_events, with_totals)[0]
+            new_solves = self.store.insert_solves(solves)
+            changed_events = self.store.upsert_flash_events(events)
+            progress, rows = self._tally_users(batch, new_solves, changed_events, with_totals)
+            self.store.record_sync_state(rows["states"], progress.started_at)
+            self.store.bump_last_activity(rows["activity"])
+            self.store.mark_competitors(rows["competitors"])
+            return progress
+
+        self._commit(write)
+
+    def _tally_users(
+        self,
+        batch: list[tuple[LinkedUser, UserFetch]],
+        new_solves: dict[str, NewSolves],
+        changed_events: int,
+        with_totals: set[UUID],
+    ) -> tuple[SyncProgress, dict[str, list[dict[str, Any]]]]:
+        """The batch's counts, errors and rows to write; the run's progress moves past the batch."""
+        assert self.progress is not None
+        progress = self.progress.model_copy(deep=True)
+        counts = progress.competitors
+        counts.flash_ctf_events_changed += changed_events
+        rows: dict[str, list[dict[str, Any]]] = {"states": [], "competitors": [], "activity": []}
+        for user, fetched in batch:
+            uid = user.syned_user_id
+            counts.total += 1
+            if fetched.odl is not None:
+                new = new_solves.get(uid)
+                found = new.count if new else 0
+                flag = found > 0 or any(cid not in with_totals for cid in user.competitor_ids)
+                if found:
+                    counts.updated += 1
+                else:
+                    counts.unchanged += 1
+                counts.new_solves += found
+                counts.flagged_for_totals += flag
+                result, error = ("updated" if found else "unchanged"), None
+                rows["states"].append(
+                    {"syned_user_id": uid, "synced": True, "result": result, "error": None, "flag": flag}
+                )
+                if new is not None and new.latest_solved_at is not None:
+                    rows["activity"] += [
+                        {"competitor_id": cid, "last_activity": new.latest_solved_at} for cid in user.competitor_ids
+                    ]
+            else:
+                if fetched.missing is not None:
+                    counts.skipped_remote_missing += 1
+                    result, error = "remote_missing", fetched.missing.describe()
+                else:
+                    counts.failed += 1
+                    result, error = "failed", str(fetched.error)
+                progress.add_error("competitor", uid, error)
+                rows["states"].append(
+                    {"syned_user_id": uid, "synced": False, "result": result, "error": error, "flag": False}
+                )
+            rows["competitors"] += [
+                {"competitor_id": cid, "synced": fetched.odl is not None, "error": error} for cid in user.competitor_ids
+            ]
+        progress.after_user = batch[-1][0].syned_user_id
+        return progress, rows
+
+    # -- teams ---------------------------------------------------------------------------
+
+    def _linked_teams(self) -> Iterator[LinkedTeam]:
+        assert self.progress is not None
+        after = self.progress.after_team
+        while True:
+            page = self.store.linked_teams_page(self.coach_id, after, TEAM_PAGE_SIZE)
+            yield from page
+            if len(page) < TEAM_PAGE_SIZE:
+                return
+            after = page[-1].id
+
+    def _sync_team(self, team: LinkedTeam) -> TeamSync:
+        """Runs on a pool thread: assign the members the platform does not list yet."""
+        try:
+            listed = self.client.get_team_assignments(team.game_platform_id)
+            if isinstance(listed, RemoteMissing):
+                return TeamSync(missing=listed)
+            on_team = {a.syned_user_id for a in listed.assignments if a.syned_team_id in (None, team.game_platform_id)}
+            results: list[MemberResult] = []
+            for member in team.members:
+                if not member.syned_user_id:
+                    results.append(MemberResult(member, "no_platform_id", "competitor has no Game Platform id"))
+                elif member.syned_user_id in on_team:
+                    results.append(MemberResult(member, "already_assigned"))
+                elif self.dry_run:
+                    results.append(MemberResult(member, "assigned"))
+                else:
+                    results.append(self._assign(team, member))
+            return TeamSync(members=tuple(results))
+        except GamePlatformAuthError:
+            raise
+        except DeadlineReached:
+            return TeamSync(deferred=True)
+        except GamePlatformError as exc:
+            return TeamSync(error=exc)
+
+    def _assign(self, team: LinkedTeam, member: TeamMember) -> MemberResult:
+        assert member.syned_user_id is not None
+        try:
+            answer = self.client.assign_team(team.game_platform_id, member.syned_user_id)
+        except (GamePlatformAuthError, DeadlineReached):
+            raise
+        except GamePlatformError as exc:
+            return MemberResult(member, "failed", str(exc))
+        if isinstance(answer, RemoteMissing):
+            return MemberResult(member, "failed", answer.describe())
+        return MemberResult(member, "assigned")
+
+    def _sync_teams(self) -> DrainEnd:
+        results = fetch_in_order(
+            self.pool,
+            self._linked_teams(),
+            self._sync_team,
+            window=self.session.window,
+            keep_going=self.session.budget.can_start_call,
+        )
+        drain: Drain[LinkedTeam, TeamSync] = Drain(
+            classify=_outcome,
+            flush=self._write_teams,
+            batch_size=TEAM_WRITE_BATCH,
+            outage_threshold=self.session.outage_threshold,
+            error_of=_error_of,
+        )
+        return drain.run(results)
+
+    def _write_teams(self, batch: list[tuple[LinkedTeam, TeamSync]]) -> None:
+        assert self.progress is not None
+        progress = self.progress.model_copy(deep=True)
+        counts = progress.teams
+        team_rows: list[dict[str, Any]] = []
+        member_rows: list[dict[str, Any]] = []
+        for team, result in batch:
+            counts.total += 1
+            if result.missing is not None or result.error is not None:
+                error = result.missing.describe() if result.missing is not None else str(result.error)
+                if result.missing is not None:
+                    counts.skipped_remote_missing += 1
+                else:
+                    counts.failed += 1
+                progress.add_error("team", team.game_platform_id, error)
+                team_rows.append({"team_id": team.id, "synced": False, "error": error})
+                continue
+            failures = 0
+            for member in result.members:
+                if member.status == "assigned":
+                    counts.members_assigned += 1
+                elif member.status == "already_assigned":
+                    counts.members_already_assigned += 1
+                elif member.status == "no_platform_id":
+                    counts.members_without_platform_id += 1
+                else:
+                    counts.members_failed += 1
+                    failures += 1
+                    progress.add_error(
+                        "team_member", f"{team.game_platform_id}/{member.member.syned_user_id}", member.error or ""
+                    )
+                member_rows.append(
+                    {
+                        "team_id": team.id,
+                        "competitor_id": member.member.competitor_id,
+                        "synced": member.status in ("assigned", "already_assigned"),
+                        "error": member.error,
+                    }
+                )
+            if failures:
+                counts.failed += 1
+                team_rows.append(
+                    {"team_id": team.id, "synced": False, "error": f"{failures} member(s) could not be assigned"}
+                )
+            else:
+                counts.synced += 1
+                team_rows.append({"team_id": team.id, "synced": True, "error": None})
+        progress.after_team = batch[-1][0].id
+
+        def write() -> SyncProgress:
+            if not self.dry_run:
+                self.store.record_team_sync(team_rows, member_rows)
+            return progress
+
+        self._commit(write)
+
+
+def _solve_and_event_rows(
+    batch: list[tuple[LinkedUser, UserFetch]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows for the solves and flash-CTF events in a batch, each solve once (first seen wins)."""
+    solves: dict[tuple[str, int], dict[str, Any]] = {}
+    events: dict[tuple[str, str], dict[str, Any]] = {}
+    for user, fetched in batch:
+        if fetched.odl is None:
+            continue
+        uid = user.syned_user_id
+        sources = [("odl", None, s) for s in fetched.odl.challenge_solves]
+        for item in fetched.flash.flash_ctfs if fetched.flash is not None else []:
+            events[(uid, item.event_id)] = {
+                "syned_user_id": uid,
+                "event_id": item.event_id,
+                "flash_ctf_name": item.flash_ctf_name,
+                "start_unix": item.flash_ctf_time_start_unix,
+                "challenges_solved": item.challenges_solved,
+                "points_earned": item.points_earned,
+                "rank": item.rank,
+            }
+            sources += [("flash_ctf", item.event_id, s) for s in item.challenge_solves]
+        for source, event_id, solve in sources:
+            solves.setdefault(
+                (uid, solve.challenge_solve_id),
+                {
+                    "syned_user_id": uid,
+                    "challenge_solve_id": solve.challenge_solve_id,
+                    "source": source,
+                    "flash_ctf_event_id": event_id,
+                    "challenge_id": solve.challenge_id,
+                    "challenge_title": solve.challenge_title,
+                    "challenge_category": solve.challenge_category,
+                    "challenge_points": solve.challenge_points,
+                    "challenge_retired": solve.challenge_retired,
+                    "nist_nice_work_roles": solve.nist_nice_work_roles,
+                    "timestamp_unix": solve.timestamp_unix,
+                },
+            )
+    return list(solves.values()), list(events.values())
+
+
+def run_output(
+    status: str, payload: SyncRequest, progress: SyncProgress | None, continuation: UUID | None = None
+) -> dict[str, Any]:
+    """The job's output: the whole run's counts so far (a continuation's output covers the run to date)."""
+    coach = str(payload.coach_id) if payload.coach_id is not None else None
+    body: dict[str, Any] = {"status": status, "dryRun": payload.dry_run, "coachId": coach}
+    if progress is not None:
+        body.update(
+            {
+                "runId": progress.run_id,
+                "startedAt": progress.started_at.isoformat(),
+                "fullSync": progress.full_sync,
+                "flashCtfProgress": "all users" if progress.flash_for_all else "first-time users only",
+                "invocations": progress.invocations,
+                **progress.counts(),
+                "errors": [e.model_dump() for e in progress.errors],
+                "errorsOmitted": progress.errors_omitted,
+            }
+        )
+    if continuation is not None:
+        body["continuationJobId"] = str(continuation)
+    return body
+
+
+def _resume_or_skip(
+    ctx: JobContext, store: GamePlatformStore, payload: SyncPayload
+) -> tuple[SyncProgress | None, dict[str, Any] | None]:
+    """Which run this job drives: (its progress, None), (None, None) for a new run, or (None, output) to stop."""
+    if payload.cursor is not None and payload.cursor.run_id is not None:
+        run = store.load_run(payload.cursor.run_id)
+        if run is None:
+            raise PermanentJobError(f"sync run {payload.cursor.run_id} named by this continuation no longer exists")
+        if run.status != "running" or run.job_id != ctx.job_id:
+            return None, _superseded(payload, run.id, run.status, run.job_id)
+        return SyncProgress.model_validate(run.progress), None
+    own = store.run_started_by(ctx.job_id)
+    if own is not None:
+        if own.status == "running" and own.job_id == ctx.job_id:
+            return SyncProgress.model_validate(own.progress), None  # this job's retry
+        return None, _superseded(payload, own.id, own.status, own.job_id)
+    other = store.running_run_in_scope(payload.coach_id)
+    if other is not None:
+        owner_status = ctx.queue.status_of(other.job_id) if other.job_id is not None else None
+        if owner_status in ("pending", "processing"):
+            return None, {
+                **run_output("skipped", payload, None),
+                "runId": other.id,
+                "reason": f"sync run {other.id} for the same scope is in progress "
+                f"(job {other.job_id} is {owner_status})",
+            }
+        store.abandon_run(other.id, f"abandoned: the job driving it ({other.job_id}) is {owner_status or 'gone'}")
+    return None, None
+
+
+def _superseded(payload: SyncRequest, run_id: int, status: str, job_id: UUID | None) -> dict[str, Any]:
+    return {
+        **run_output("superseded", payload, None),
+        "runId": run_id,
+        "reason": f"sync run {run_id} is {status} and driven by job {job_id}, not this one",
+    }
+
+
+def handle(ctx: JobContext, payload: SyncPayload) -> dict[str, Any]:
+    store = GamePlatformStore(ctx.db)
+    if payload.dry_run:
+        progress, early = payload.cursor, None
+    else:
+        progress, early = _resume_or_skip(ctx, store, payload)
+    if early is not None:
+        log("game_platform_sync.not_run", "warning", job_id=str(ctx.job_id), **early)
+        return early
+    sync: _SyncRun | None = None
+    try:
+        with vendor_session(ctx) as session:
+            sync = _SyncRun(ctx, payload, store, session)
+            return sync.run(progress if progress is not None else sync.begin())
+    except RunSuperseded as exc:
+        log("game_platform_sync.superseded", "warning", job_id=str(ctx.job_id), reason=str(exc))
+        return {**run_output("superseded", payload, sync.progress if sync else None), "reason": str(exc)}
+    except Exception as exc:
+        if sync is not None and sync.progress is not None and sync.progress.run_id is not None:
+            _record_failure(ctx, store, sync.progress, exc)
+        raise as_job_error(exc) from exc
+
+
+def _record_failure(ctx: JobContext, store: GamePlatformStore, progress: SyncProgress, exc: Exception) -> None:
+    """Note why the run stopped; on the job's last attempt the run fails with it."""
+    assert progress.run_id is not None
+    error = describe(exc)
+    with suppress(Exception):  # the database may be what failed; the job's own error says why
+        if ctx.is_last_attempt:
+            store.finish_run(
+                progress.run_id,
+                ctx.job_id,
+                status="failed",
+                progress=progress.dump(),
+                counts=progress.counts(),
+                error=error,
+            )
+        else:
+            store.note_run_error(progress.run_id, ctx.job_id, error)
+
+
+TASK = TaskSpec(SYNC_TASK_TYPE, SyncPayload, handle)

@@ -442,3 +442,18 @@ def test_queue_wrapper_round_trip_through_lib_queue(db):
     assert job.id == job_id
     assert job.payload == {"x": 1}
     assert job.task_type == "t"
+
+
+def test_a_run_left_open_by_a_killed_worker_is_closed_by_the_next_one(queue, sql):
+    sql.execute(
+        "insert into job_queue_runs (trigger_source, started_at) values ('vercel_cron', now() - interval '2 hours')"
+    )
+    sql.execute(
+        "insert into job_queue_runs (trigger_source, started_at) values ('runner_secret', now() - interval '1 minute')"
+    )
+    queue.start_run("vercel_cron", 5, False)
+    runs = sql.execute("select trigger_source, status, error from job_queue_runs order by id").fetchall()
+    assert runs[0]["status"] == "failed"
+    assert runs[0]["error"].startswith("interrupted")
+    assert runs[1]["status"] == "running"  # may still be working
+    assert runs[2]["status"] == "running"

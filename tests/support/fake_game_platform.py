@@ -744,6 +744,9 @@ class _FakeHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive, like the real vendor: a client's pool reuses its connections."""
 
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle's algorithm the second
+    # waits for the client's delayed ACK (~40 ms). Real servers (uvicorn) disable it too.
+    disable_nagle_algorithm = True
     platform: FakeGamePlatform
 
     def do_GET(self) -> None:

@@ -232,19 +232,22 @@ def test_activity_recorded_while_a_user_is_swept_keeps_the_flag(fake, db, sql, s
     assert stats_of(sql, user)["challenges_completed"] == 1
 
 
-def test_a_small_time_budget_continues_the_sweep_visiting_each_user_once(db, sql, clean_db):
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_small_time_budget_continues_the_sweep_visiting_each_user_once(db, sql, clean_db, dry_run):
     dataset = demo_dataset(60, coaches=2, team_size=4, flash_ctfs=1)
+    users = [u.syned_user_id for u in dataset.competitors()]
     platform = FakeGamePlatform(dataset)
     platform.start()
     try:
         seed_roster(sql, dataset, skip_teams=True)
         run(db, platform_settings(clean_db, platform), SYNC, {"dryRun": False, "coachId": None})
         platform.latency = 0.02
+        platform.inject(Fault(status=422, user=users[7]))  # keeps its flag: must still be visited only once
         platform.clear_requests()
         settings = platform_settings(
             clean_db, platform, JOB_WORKER_MAX_DURATION_SECONDS="1", GAME_PLATFORM_CONCURRENCY="2"
         )
-        enqueue(db, SWEEP, {"dryRun": False, "coachId": None, "batchSize": 1000})
+        enqueue(db, SWEEP, {"dryRun": dry_run, "coachId": None, "batchSize": 1000})
         jobs = drain_queue(db, settings)
     finally:
         platform.stop()
@@ -253,13 +256,14 @@ def test_a_small_time_budget_continues_the_sweep_visiting_each_user_once(db, sql
     for job, following in itertools.pairwise(jobs):
         assert job["output"]["continuationJobId"] == str(following["id"])
     out = jobs[-1]["output"]
-    assert out["total"] == out["refreshed"] == 60
+    assert (out["total"], out["refreshed"], out["failed"]) == (60, 59, 1)
     assert out["invocations"] == len(jobs)
-    assert flagged(sql) == []
+    assert flagged(sql) == (sorted(users) if dry_run else [users[7]])
     answered = [r.user for r in platform.requests_for("scores/get_odl_scores") if r.status == 200]
     # A call cut by the budget may be repeated by the continuation; a user is written once.
-    assert set(answered) == {u.syned_user_id for u in dataset.competitors()}
-    assert count(sql, "select count(*) from game_platform_stats where synced_at is not null") == 60
+    assert set(answered) == set(users) - {users[7]}
+    written = count(sql, "select count(*) from game_platform_stats where synced_at is not null")
+    assert written == (0 if dry_run else 59)
 
 
 @pytest.mark.parametrize("batch_size", [0, 1001, "10", True])

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from uuid import uuid4
 
+import psycopg
 import pytest
 
 from lib.jobs.context import JobContext
@@ -622,3 +624,28 @@ def test_a_new_sync_waits_while_a_run_of_the_same_scope_is_in_progress(db, sql, 
     assert "in progress" in out["reason"]
     assert platform.requests == []
     assert count(sql, "select count(*) from game_platform_sync_runs") == 1
+
+
+def test_a_job_that_loses_its_run_mid_batch_rolls_the_batch_back(fake, db, sql, clean_db, roster):
+    """Each batch commits with the run's checkpoint, fenced by the owning job: a stale owner writes nothing."""
+    fake.latency = 0.05
+    settings = platform_settings(clean_db, fake, GAME_PLATFORM_CONCURRENCY="2")
+    job_id = enqueue(db, SYNC, DEFAULT_SYNC)
+    usurper = uuid4()
+
+    def take_over() -> None:
+        while not fake.requests_for("scores/get_odl_scores"):
+            time.sleep(0.005)
+        with psycopg.connect(clean_db, autocommit=True) as conn:
+            conn.execute("update game_platform_sync_runs set job_id = %s", (usurper,))
+
+    thief = threading.Thread(target=take_over)
+    thief.start()
+    (job,) = drain_queue(db, settings)
+    thief.join()
+    assert job["id"] == job_id
+    assert job["status"] == "succeeded"
+    assert job["output"]["status"] == "superseded"
+    assert count(sql, "select count(*) from game_platform_sync_state") == 0
+    assert count(sql, "select count(*) from game_platform_challenge_solves") == 0
+    assert run_start(sql)["job_id"] == usurper

@@ -124,6 +124,8 @@ def measure_cold_start(*, repetitions: int, report: Report) -> None:
         "(python -X importtime, one run, self time summed per package):"
     )
     line(", ".join(f"{pkg} {us / 1000:.1f} ms" for pkg, us in by_package.most_common(8)))
+    slowest = sorted(extra.items(), key=lambda item: item[1][0], reverse=True)[:10]
+    line("slowest modules by self time: " + ", ".join(f"{name} {t[0] / 1000:.1f} ms" for name, t in slowest))
     report.add(
         "5. cold start vs floor",
         f"{target_ms:.0f} ms vs {floor_ms:.0f} ms = {ratio:.2f}× "

@@ -203,11 +203,11 @@ def test_assign_team_and_list_assignments(fake, client):
 
 
 def test_slow_response_times_out_and_is_retried(fake):
-    fake.inject(Fault(delay=1.0, times=1))
+    fake.inject(Fault(delay=3.0, times=1))
     with GamePlatformClient(fake.base_url, fake.token, timeout_seconds=0.3, retry=FAST_RETRIES) as quick:
         started = time.monotonic()
         assert quick.get_odl_scores("alice").total_points == 300
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.5, "the slow answer was not waited for"
 
 
 def test_slow_responses_that_never_recover_are_unavailable(fake):
@@ -225,7 +225,7 @@ def test_no_call_outlives_the_deadline(fake):
     with GamePlatformClient(fake.base_url, fake.token, timeout_seconds=5, deadline=deadline) as bounded:
         with pytest.raises(DeadlineReached):
             bounded.get_odl_scores("alice")
-        assert time.monotonic() < deadline + 0.3
+        assert time.monotonic() < deadline + 1.0, "the 2 s answer was not waited for"
         with pytest.raises(DeadlineReached):
             bounded.get_odl_scores("alice")
 

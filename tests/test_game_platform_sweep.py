@@ -241,7 +241,7 @@ def test_a_small_time_budget_continues_the_sweep_visiting_each_user_once(db, sql
     try:
         seed_roster(sql, dataset, skip_teams=True)
         run(db, platform_settings(clean_db, platform), SYNC, {"dryRun": False, "coachId": None})
-        platform.latency = 0.02
+        platform.latency = 0.03
         platform.inject(Fault(status=422, user=users[7]))  # keeps its flag: must still be visited only once
         platform.clear_requests()
         settings = platform_settings(

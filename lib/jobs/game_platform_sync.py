@@ -686,7 +686,10 @@ def handle(ctx: JobContext, payload: SyncPayload) -> dict[str, Any]:
     except Exception as exc:
         if sync is not None and sync.progress is not None and sync.progress.run_id is not None:
             _record_failure(ctx, store, sync.progress, exc)
-        raise as_job_error(exc) from exc
+        job_error = as_job_error(exc)
+        if job_error is exc:
+            raise
+        raise job_error from exc
 
 
 def _record_failure(ctx: JobContext, store: GamePlatformStore, progress: SyncProgress, exc: Exception) -> None:

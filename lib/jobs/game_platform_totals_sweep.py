@@ -309,7 +309,10 @@ def handle(ctx: JobContext, payload: SweepPayload) -> dict[str, Any]:
         with vendor_session(ctx) as session:
             return _Sweep(ctx, payload, store, session, cursor).run()
     except Exception as exc:
-        raise as_job_error(exc) from exc
+        job_error = as_job_error(exc)
+        if job_error is exc:
+            raise
+        raise job_error from exc
 
 
 TASK = TaskSpec(TOTALS_SWEEP_TASK_TYPE, SweepPayload, handle)

@@ -417,7 +417,8 @@ class GamePlatformStore:
         """The database's clock: every stored time comes from it, so cursors compare like for like."""
         row = self.db.fetchone("select now() as now")
         assert row is not None
-        return row["now"]
+        now: datetime = row["now"]
+        return now
 
     # -- sync runs -----------------------------------------------------------------
 

@@ -49,7 +49,7 @@ from lib.game_platform.errors import (
     RemoteMissing,
 )
 from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
-from lib.game_platform.models import FlashCTFProgressResponse, ODLScoresResponse
+from lib.game_platform.models import ChallengeSolve, FlashCTFProgressResponse, ODLScoresResponse
 from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, NewSolves, TeamMember
 from lib.jobs.context import JobContext, PermanentJobError, describe
 from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
@@ -572,7 +572,7 @@ def _solve_and_event_rows(
         if fetched.odl is None:
             continue
         uid = user.syned_user_id
-        sources = [("odl", None, s) for s in fetched.odl.challenge_solves]
+        sources: list[tuple[str, str | None, ChallengeSolve]] = [("odl", None, s) for s in fetched.odl.challenge_solves]
         for item in fetched.flash.flash_ctfs if fetched.flash is not None else []:
             events[(uid, item.event_id)] = {
                 "syned_user_id": uid,

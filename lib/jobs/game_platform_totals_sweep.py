@@ -273,7 +273,7 @@ class _Sweep:
         return {**sweep_output("continued", self.payload, self.cursor), "continuationJobId": str(next_job)}
 
 
-def _counts(cursor: SweepCursor) -> dict[str, int]:
+def _counts(cursor: SweepCursor) -> dict[str, Any]:
     return {
         "total": cursor.total,
         "refreshed": cursor.refreshed,

@@ -444,7 +444,8 @@ class FakeGamePlatform:
         )
         self._thread.start()
         bound_host, bound_port = server.server_address[:2]
-        self.base_url = f"http://{bound_host}:{bound_port}{PREFIX}"
+        host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
+        self.base_url = f"http://{host_text}:{bound_port}{PREFIX}"
         return self.base_url
 
     def stop(self) -> None:

@@ -71,17 +71,17 @@ def machine_description(admin: str) -> list[tuple[str, str]]:
     ]
 
 
-def run_sync_benchmark(quick: bool) -> None:
+def run_sync_benchmark(quick: bool, report: Report) -> None:
     heading("Game Platform sync benchmark (bench/bench_sync.py)")
     if importlib.util.find_spec("bench.bench_sync") is None:
         line("NOT AVAILABLE YET: bench/bench_sync.py does not exist in this checkout, so the Game Platform")
         line("sync benchmark was not run. It is written separately; rerun this command once it has landed.")
+        report.add("Game Platform sync (bench_sync)", "NOT RUN: bench/bench_sync.py is not available yet")
         return
     from bench import bench_sync  # type: ignore[attr-defined]
 
     code = bench_sync.main(["--quick"] if quick else [])
-    if code:
-        line(f"bench_sync.main exited with {code}")
+    report.add("Game Platform sync (bench_sync)", "see its table above" if not code else f"exited with {code}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             measure_memory(admin, report=report)
 
     if "sync" in selected:
-        run_sync_benchmark(quick)
+        run_sync_benchmark(quick, report)
 
     heading(f"Summary ({'--quick' if quick else 'full'} pass, {time.perf_counter() - started:.0f} s)")
     print(table([[v.measure, v.figure, v.goal, v.verdict] for v in report.verdicts], ["measure", "result", "goal", ""]))

@@ -649,3 +649,35 @@ def test_a_job_that_loses_its_run_mid_batch_rolls_the_batch_back(fake, db, sql, 
     assert count(sql, "select count(*) from game_platform_sync_state") == 0
     assert count(sql, "select count(*) from game_platform_challenge_solves") == 0
     assert run_start(sql)["job_id"] == usurper
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_budget_spent_before_the_first_call_hands_everyone_to_the_continuation(
+    fake, db, sql, settings, roster, write_counter, dry_run
+):
+    payload = {"dryRun": dry_run, "coachId": None}
+    job_id = enqueue(db, SYNC, payload)
+    ctx = JobContext(
+        job_id=job_id,
+        task_type=SYNC,
+        attempts=1,
+        max_attempts=5,
+        deadline=time.monotonic() + 0.2,  # less than the reserve kept for the last write
+        db=db,
+        queue=Queue(db),
+        settings=settings,
+    )
+    sql.execute("update job_queue set status = 'processing' where id = %s", (job_id,))
+    out = TASK.handle(ctx, TASK.payload_model.model_validate(payload))
+    assert out["status"] == "continued"
+    assert out["competitors"]["total"] == 0
+    assert fake.requests_for("scores/get_odl_scores") == []
+    sql.execute("update job_queue set status = 'succeeded' where id = %s", (job_id,))
+
+    (continuation,) = drain_queue(db, settings)
+    assert str(continuation["id"]) == out["continuationJobId"]
+    assert continuation["output"]["status"] == "completed"
+    assert continuation["output"]["competitors"]["total"] == len(fake.dataset.competitors())
+    if not dry_run:
+        assert set(write_counter().values()) == {1}
+        assert len(write_counter()) == len(fake.dataset.competitors())

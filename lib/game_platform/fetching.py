@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from lib.game_platform.errors import GamePlatformError
 
@@ -45,6 +45,10 @@ class Budget:
         return self.clock() < self.call_deadline
 
 
+class BudgetSpent(Exception):
+    """Raised by `fetch_in_order` once it has yielded every started fetch while items remain unstarted."""
+
+
 def fetch_in_order(
     pool: ThreadPoolExecutor,
     items: Iterator[T],
@@ -55,9 +59,12 @@ def fetch_in_order(
 ) -> Iterator[tuple[T, R]]:
     """Yield `(item, fetch(item))` in input order, with at most `window` fetches in flight.
 
-    New items are submitted only while `keep_going()` holds. `fetch` should turn
-    per-item failures into results; anything it raises ends the iteration. When
-    the consumer stops early, fetches not yet started are cancelled.
+    New items are submitted only while `keep_going()` holds. Once it does not,
+    the fetches already started are yielded, and then `BudgetSpent` is raised if
+    any item is left, so that running out of time is never mistaken for running
+    out of items. `fetch` should turn per-item failures into results; anything
+    it raises ends the iteration. When the consumer stops early, fetches not yet
+    started are cancelled.
     """
     in_flight: deque[tuple[T, Future[R]]] = deque()
     exhausted = False
@@ -71,12 +78,17 @@ def fetch_in_order(
                     break
                 in_flight.append((item, pool.submit(fetch, item)))
             if not in_flight:
-                return
+                if exhausted or next(items, _NOTHING) is _NOTHING:
+                    return
+                raise BudgetSpent
             item, future = in_flight.popleft()
             yield item, future.result()
     finally:
         for _, future in in_flight:
             future.cancel()
+
+
+_NOTHING: Any = object()
 
 
 class Outcome(Enum):
@@ -105,7 +117,11 @@ class DrainEnd(Enum):
 
 @dataclass
 class Drain(Generic[T, R]):
-    """Consume ordered results, flushing batches; stop at the first deferral or on an outage.
+    """Consume ordered results, flushing batches; stop when time runs out or on an outage.
+
+    Time runs out at the first `DEFERRED` result (a call cut by the budget) or
+    when `fetch_in_order` raises `BudgetSpent`; either way the items written are
+    exactly those before the stopping point.
 
     A run of consecutive `UNAVAILABLE` items is held back from flushing: if it
     reaches `outage_threshold`, those items are not recorded as per-item failures
@@ -140,12 +156,15 @@ class Drain(Generic[T, R]):
                 if len(buffer) >= self.batch_size:
                     self._flush(buffer)
                     buffer = []
+        except BudgetSpent:
             self._flush(buffer)
-            return DrainEnd.EXHAUSTED
+            return DrainEnd.OUT_OF_TIME
         finally:
             close = getattr(results, "close", None)
             if close is not None:
                 close()
+        self._flush(buffer)
+        return DrainEnd.EXHAUSTED
 
     def _flush(self, batch: list[tuple[T, R]]) -> None:
         if batch:

@@ -1,0 +1,133 @@
+"""The in-order, bounded-concurrency fetch loop and its batch writer: where a run stops, and what it has written."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from lib.game_platform.errors import GamePlatformUnavailable
+from lib.game_platform.fetching import Budget, BudgetSpent, Drain, DrainEnd, Outcome, VendorOutage, fetch_in_order
+
+
+@pytest.fixture
+def pool():
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        yield executor
+
+
+def allow(n):
+    """A keep_going() that says yes n times, then no."""
+    calls = iter(range(n + 1))
+    return lambda: next(calls, n) < n
+
+
+def test_results_come_in_input_order_with_bounded_concurrency(pool):
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def fetch(i):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.01 * (i % 3))
+        with lock:
+            running -= 1
+        return i * 10
+
+    results = list(fetch_in_order(pool, iter(range(30)), fetch, window=3, keep_going=lambda: True))
+    assert results == [(i, i * 10) for i in range(30)]
+    assert peak <= 3
+
+
+def test_no_time_and_items_left_is_budget_spent_not_exhaustion(pool):
+    fetched = []
+    results = fetch_in_order(pool, iter(range(5)), fetched.append, window=4, keep_going=lambda: False)
+    with pytest.raises(BudgetSpent):
+        list(results)
+    assert fetched == []
+
+
+def test_no_time_and_no_items_is_exhaustion(pool):
+    assert list(fetch_in_order(pool, iter([]), lambda i: i, window=4, keep_going=lambda: False)) == []
+
+
+def test_started_fetches_are_yielded_before_budget_spent(pool):
+    seen = []
+    results = fetch_in_order(pool, iter(range(10)), lambda i: i, window=2, keep_going=allow(3))
+    seen += [item for item, _ in (next(results), next(results), next(results))]
+    with pytest.raises(BudgetSpent):
+        next(results)
+    assert seen == [0, 1, 2]
+
+
+def test_budget_running_out_after_the_last_item_is_exhaustion(pool):
+    results = list(fetch_in_order(pool, iter(range(3)), lambda i: i, window=8, keep_going=allow(3)))
+    assert [item for item, _ in results] == [0, 1, 2]
+
+
+def _drain(flushed, *, batch_size=3, threshold=3):
+    def classify(result):
+        if result == "deferred":
+            return Outcome.DEFERRED
+        if result == "down":
+            return Outcome.UNAVAILABLE
+        return Outcome.DONE
+
+    return Drain(
+        classify=classify,
+        flush=lambda batch: flushed.append([item for item, _ in batch]),
+        batch_size=batch_size,
+        outage_threshold=threshold,
+        error_of=lambda result: GamePlatformUnavailable("503") if result == "down" else None,
+    )
+
+
+def test_a_spent_budget_writes_what_was_fetched_and_asks_for_a_continuation(pool):
+    flushed = []
+    results = fetch_in_order(pool, iter(range(10)), lambda i: "ok", window=2, keep_going=allow(5))
+    assert _drain(flushed).run(results) is DrainEnd.OUT_OF_TIME
+    assert flushed == [[0, 1, 2], [3, 4]]
+
+
+def test_every_item_written_once_in_batches_when_time_suffices(pool):
+    flushed = []
+    results = fetch_in_order(pool, iter(range(7)), lambda i: "ok", window=2, keep_going=lambda: True)
+    assert _drain(flushed).run(results) is DrainEnd.EXHAUSTED
+    assert flushed == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_a_call_cut_by_the_budget_stops_the_run_before_it(pool):
+    flushed = []
+    answers = ["ok", "ok", "deferred", "ok"]
+    results = fetch_in_order(pool, iter(range(4)), answers.__getitem__, window=4, keep_going=lambda: True)
+    assert _drain(flushed, batch_size=10).run(results) is DrainEnd.OUT_OF_TIME
+    assert flushed == [[0, 1]]
+
+
+def test_an_outage_writes_the_items_before_it_and_none_of_its_own(pool):
+    flushed = []
+    answers = ["ok", "down", "ok", "down", "down", "down", "ok"]
+    results = fetch_in_order(pool, iter(range(7)), answers.__getitem__, window=4, keep_going=lambda: True)
+    with pytest.raises(VendorOutage, match="failed 3 calls in a row") as caught:
+        _drain(flushed, batch_size=10).run(results)
+    assert isinstance(caught.value.last_error, GamePlatformUnavailable)
+    assert flushed == [[0, 1, 2]], "a short streak is written as failures; the outage's items are not"
+
+
+def test_a_batch_is_not_cut_inside_a_streak_of_failures(pool):
+    flushed = []
+    answers = ["ok", "ok", "down", "down", "ok", "ok"]
+    results = fetch_in_order(pool, iter(range(6)), answers.__getitem__, window=4, keep_going=lambda: True)
+    assert _drain(flushed, batch_size=2, threshold=3).run(results) is DrainEnd.EXHAUSTED
+    assert flushed == [[0, 1], [2, 3, 4], [5]]
+
+
+@pytest.mark.parametrize(("budget", "reserve"), [(285.0, 5.0), (20.0, 2.0), (1.0, 0.5), (0.2, 0.5)])
+def test_the_budget_keeps_a_tenth_back_between_half_a_second_and_five(budget, reserve):
+    now = 1000.0
+    assert Budget.until(now + budget, clock=lambda: now).call_deadline == pytest.approx(now + budget - reserve)

@@ -1,6 +1,6 @@
 """Benchmarks of the job queue: one command, every figure measured side by side in the same run.
 
-    python bench/run.py            # the full pass (about 15–25 minutes on 2 cores)
+    python bench/run.py            # the full pass (7–15 minutes on 2 cores)
     python bench/run.py --quick    # a short pass with smaller sizes (a few minutes)
     python bench/run.py --only drain,claim --profile
 

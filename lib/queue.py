@@ -6,6 +6,7 @@ functions; this module names their arguments and turns their rows into values.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,16 +23,24 @@ DEFAULT_MAX_ATTEMPTS = 5
 
 @dataclass(frozen=True, slots=True)
 class ClaimedJob:
-    """A job this worker holds a lease on. The lease token fences every finish."""
+    """A job this worker holds a lease on. The lease token fences every finish.
+
+    The payload arrives as JSON text and is decoded when the handler asks for it:
+    a claim of ten large payloads then holds ten strings, not ten object trees.
+    """
 
     id: UUID
     task_type: str
-    payload: Any
+    payload_json: str
     attempts: int
     max_attempts: int
     lease_token: UUID
     run_at: datetime
     lease_expires_at: datetime
+
+    @property
+    def payload(self) -> Any:
+        return json.loads(self.payload_json)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +186,8 @@ class Queue:
 
     def claim(self, limit: int, lease: timedelta) -> list[ClaimedJob]:
         rows = self.db.fetchall(
-            "select id, task_type, payload, attempts, max_attempts, lease_token, run_at, lease_expires_at"
-            " from job_queue_claim(%s, %s)",
+            "select id, task_type, payload::text as payload_json, attempts, max_attempts, lease_token, run_at,"
+            " lease_expires_at from job_queue_claim(%s, %s)",
             (limit, lease),
         )
         return [ClaimedJob(**row) for row in rows]
@@ -192,6 +201,21 @@ class Queue:
                 (job.id, Jsonb(output) if output is not None else None, job.lease_token),
             )
         )
+
+    def mark_succeeded_batch(self, finished: Sequence[tuple[ClaimedJob, Any]]) -> dict[UUID, JobState]:
+        """Finish many jobs as succeeded in one statement; a job whose lease was lost is absent from the result."""
+        if not finished:
+            return {}
+        rows = self.db.fetchall(
+            "select id, status, attempts, max_attempts, run_at, last_error"
+            " from job_queue_mark_succeeded_batch(%s::uuid[], %s::jsonb[], %s::uuid[])",
+            (
+                [job.id for job, _ in finished],
+                [Jsonb(output) if output is not None else None for _, output in finished],
+                [job.lease_token for job, _ in finished],
+            ),
+        )
+        return {row["id"]: JobState(**row) for row in rows}
 
     def mark_failed(self, job: ClaimedJob, error: str, retry_in: timedelta | None) -> JobState | None:
         """Fail a job, scheduling a retry after `retry_in` unless it is None; None when the lease was lost."""

@@ -9,6 +9,7 @@ time budget runs out are released, their attempt not spent.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,18 +56,18 @@ class JobResult:
 @dataclass
 class WorkerReport:
     status: str  # ok | paused
-    results: list[JobResult] = field(default_factory=list)
+    results: list[JobResult | None] = field(default_factory=list)  # None: a success not yet recorded
     released: int = 0
     paused_reason: str | None = None
     run_id: int | None = None
 
     @property
     def succeeded(self) -> int:
-        return sum(r.status == "succeeded" for r in self.results)
+        return sum(r is not None and r.status == "succeeded" for r in self.results)
 
     @property
     def failed(self) -> int:
-        return sum(r.status in ("failed", "pending") for r in self.results)
+        return sum(r is not None and r.status in ("failed", "pending") for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
         if self.status == "paused":
@@ -77,7 +78,7 @@ class WorkerReport:
             "succeeded": self.succeeded,
             "failed": self.failed,
             "released": self.released,
-            "results": [r.to_json() for r in self.results],
+            "results": [r.to_json() for r in self.results if r is not None],
         }
 
 
@@ -85,6 +86,44 @@ class WorkerReport:
 class _Failure:
     error: BaseException
     retry_in: timedelta | None  # None: fail for good
+
+
+@dataclass(frozen=True)
+class _Success:
+    job: ClaimedJob
+    output: Any
+    duration_ms: int
+    finished_at: float
+
+
+# Successes are written together, in one statement, when the invocation ends or
+# once the oldest unwritten one is this old. Most jobs take milliseconds: one
+# round trip per success would leave the worker waiting on the database most of
+# the time. The cost: if the process dies before the write, those jobs run again
+# after their lease expires — the at-least-once promise every job already lives
+# with (a worker can always die between a job's work and its mark).
+SUCCESS_HOLD_SECONDS = 1.0
+
+
+class _UnrecordedSuccesses:
+    """Successes not yet written, with the position of each in the report."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, _Success]] = []
+
+    def add(self, position: int, success: _Success) -> None:
+        self.items.append((position, success))
+
+    def older_than(self, moment: float) -> bool:
+        return bool(self.items) and self.items[0][1].finished_at <= moment
+
+    def take(self) -> list[tuple[int, _Success]]:
+        items, self.items = self.items, []
+        return items
+
+
+def _fields(job: ClaimedJob) -> dict[str, Any]:
+    return {"job_id": str(job.id), "task_type": job.task_type, "attempts": job.attempts}
 
 
 class Worker:
@@ -118,6 +157,7 @@ class Worker:
 
         report = WorkerReport(status="ok", run_id=run.run_id)
         claimed: list[ClaimedJob] = []
+        successes = _UnrecordedSuccesses()
         try:
             lease = timedelta(seconds=self.settings.worker_lease_seconds)
             claimed = self.queue.claim(limit, lease)
@@ -133,8 +173,18 @@ class Worker:
                         job_ids=[str(j.id) for j in unstarted],
                     )
                     break
-                report.results.append(self._execute(job, deadline))
+                outcome = self._execute(job, deadline)
+                if isinstance(outcome, _Success):
+                    successes.add(len(report.results), outcome)
+                    report.results.append(None)  # filled in once the success is recorded
+                else:
+                    report.results.append(outcome)
+                if successes.older_than(self.clock() - SUCCESS_HOLD_SECONDS):
+                    self._record(successes, report)
+            self._record(successes, report)
         except Exception as exc:
+            with contextlib.suppress(Exception):  # keep what succeeded if the database still answers
+                self._record(successes, report)
             self._finish_run(run.run_id, report, len(claimed), status="failed", error=describe(exc))
             raise
         self._finish_run(run.run_id, report, len(claimed), status="completed")
@@ -156,7 +206,7 @@ class Worker:
         summary = RunSummary(
             status=status,
             claimed=claimed,
-            processed=len(report.results),
+            processed=sum(r is not None for r in report.results),
             succeeded=report.succeeded,
             failed=report.failed,
             released=report.released,
@@ -169,12 +219,19 @@ class Worker:
                 raise
             log("worker.run_record_failed", "warning", run_id=run_id, error=describe(exc))
 
-    def _execute(self, job: ClaimedJob, deadline: float) -> JobResult:
+    def _record(self, successes: _UnrecordedSuccesses, report: WorkerReport) -> None:
+        """Write the held successes in one statement and put their results in place."""
+        if not successes.items:
+            return
+        held = successes.take()
+        states = self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held])
+        for position, success in held:
+            report.results[position] = self._report(success.job, states.get(success.job.id), None, success.duration_ms)
+
+    def _execute(self, job: ClaimedJob, deadline: float) -> JobResult | _Success:
+        """Run one job. A failure is recorded at once; a success is handed back to be recorded in a batch."""
         started = self.clock()
-        fields = {"job_id": str(job.id), "task_type": job.task_type, "attempts": job.attempts}
-        log("job.started", **fields, max_attempts=job.max_attempts)
-        output: Any = None
-        failure: _Failure | None = None
+        log("job.started", **_fields(job), max_attempts=job.max_attempts)
         try:
             output = self._call_handler(job, deadline)
         except PermanentJobError as exc:
@@ -183,13 +240,11 @@ class Worker:
             failure = _Failure(exc, self.policy.delay(job.attempts, exc.retry_in_seconds))
         except Exception as exc:  # noqa: BLE001 - any other handler error is transient: retry with backoff
             failure = _Failure(exc, self.policy.delay(job.attempts))
-
-        if failure is None:
-            state = self.queue.mark_succeeded(job, output)
         else:
-            state = self.queue.mark_failed(job, describe(failure.error), failure.retry_in)
-        duration_ms = int((self.clock() - started) * 1000)
-        return self._report(job, state, failure, duration_ms, fields)
+            finished = self.clock()
+            return _Success(job, output, int((finished - started) * 1000), finished)
+        state = self.queue.mark_failed(job, describe(failure.error), failure.retry_in)
+        return self._report(job, state, failure, int((self.clock() - started) * 1000))
 
     def _call_handler(self, job: ClaimedJob, deadline: float) -> Any:
         spec = self.registry.get(job.task_type)
@@ -217,14 +272,8 @@ class Worker:
         )
         return spec.handle(ctx, payload)
 
-    def _report(
-        self,
-        job: ClaimedJob,
-        state: JobState | None,
-        failure: _Failure | None,
-        duration_ms: int,
-        fields: dict[str, Any],
-    ) -> JobResult:
+    def _report(self, job: ClaimedJob, state: JobState | None, failure: _Failure | None, duration_ms: int) -> JobResult:
+        fields = _fields(job)
         if state is None:
             # Fenced out: cancelled meanwhile, or our lease expired and another worker took over.
             status = self.queue.status_of(job.id) or "deleted"

@@ -124,7 +124,7 @@ def test_job_of_a_killed_worker_is_reclaimed_after_its_lease_and_finishes(app_en
     assert body["results"][0]["attempts"] == 2
 
     # The dead worker's token can no longer finish, fail or release the job.
-    stale = ClaimedJob(job_id, "test_sleep", {}, 1, 3, dead_token, None, None)  # type: ignore[arg-type]
+    stale = ClaimedJob(job_id, "test_sleep", "{}", 1, 3, dead_token, None, None)  # type: ignore[arg-type]
     queue = Queue(db)
     assert queue.mark_failed(stale, "late", timedelta(seconds=1)) is None
     assert queue.mark_succeeded(stale, {"late": True}) is None

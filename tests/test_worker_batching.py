@@ -1,0 +1,110 @@
+"""Successes are written together; fencing, the hold window and the round-trip budget still hold."""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+from pydantic import BaseModel, ConfigDict
+
+from lib.jobs.context import JobContext
+from lib.jobs.registry import TaskRegistry, TaskSpec
+from lib.settings import load_settings
+from lib.worker import SUCCESS_HOLD_SECONDS, Worker
+
+
+class Payload(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+def _worker(db, clean_db, *specs: TaskSpec) -> Worker:
+    registry = TaskRegistry()
+    registry.register(TaskSpec("noop", Payload, lambda ctx, payload: {"ok": True}))
+    for spec in specs:
+        registry.register(spec)
+    return Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry)
+
+
+def _enqueue(sql, task_type, minutes_ago):
+    return sql.execute(
+        "select job_queue_enqueue(%s, '{}'::jsonb, now() - make_interval(mins => %s), 3) as id",
+        (task_type, minutes_ago),
+    ).fetchone()["id"]
+
+
+def test_an_invocation_sends_at_most_four_statements_whatever_the_number_of_successes(db, clean_db, sql):
+    worker = _worker(db, clean_db)
+    for i in range(10):
+        _enqueue(sql, "noop", 10 - i)
+    before = db.statements
+    report = worker.run(limit=10, force=False, trigger_source="test")
+    assert report.succeeded == 10
+    assert db.statements - before == 4  # run start, claim, one batch of successes, run finish
+    assert sql.execute("select count(*) as n from job_queue where status = 'succeeded'").fetchone()["n"] == 10
+
+
+def test_an_empty_queue_costs_three_statements(db, clean_db):
+    worker = _worker(db, clean_db)
+    before = db.statements
+    worker.run(limit=10, force=False, trigger_source="test")
+    assert db.statements - before == 3
+
+
+def test_failures_are_recorded_one_by_one_and_results_keep_their_order(db, clean_db, sql):
+    def boom(ctx, payload):
+        raise RuntimeError("no")
+
+    worker = _worker(db, clean_db, TaskSpec("boom", Payload, boom))
+    ids = [_enqueue(sql, "noop", 3), _enqueue(sql, "boom", 2), _enqueue(sql, "noop", 1)]
+    before = db.statements
+    report = worker.run(limit=10, force=False, trigger_source="test")
+    assert [r.id for r in report.results] == [str(i) for i in ids]
+    assert [r.status for r in report.results] == ["succeeded", "pending", "succeeded"]
+    assert db.statements - before == 5
+
+
+def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_db, sql):
+    first = _enqueue(sql, "noop", 2)
+
+    def cancel_the_first(ctx: JobContext, payload):
+        with psycopg.connect(clean_db, autocommit=True) as other:
+            other.execute("select job_queue_cancel(%s)", (first,))
+
+    worker = _worker(db, clean_db, TaskSpec("cancel_first", Payload, cancel_the_first))
+    second = _enqueue(sql, "cancel_first", 1)
+    report = worker.run(limit=10, force=False, trigger_source="test")
+    statuses = {r.id: r.status for r in report.results}
+    assert statuses == {str(first): "cancelled", str(second): "succeeded"}
+    row = sql.execute("select status, output from job_queue where id = %s", (first,)).fetchone()
+    assert row == {"status": "cancelled", "output": None}
+    assert report.succeeded == 1
+
+
+def test_successes_are_written_once_the_hold_window_passes(db, clean_db, sql):
+    seen: dict[str, str] = {}
+    quick = _enqueue(sql, "noop", 3)
+
+    def slow(ctx, payload):
+        time.sleep(SUCCESS_HOLD_SECONDS + 0.2)
+
+    def look(ctx, payload):
+        seen["quick"] = sql.execute("select status from job_queue where id = %s", (quick,)).fetchone()["status"]
+
+    worker = _worker(db, clean_db, TaskSpec("slow", Payload, slow), TaskSpec("look", Payload, look))
+    _enqueue(sql, "slow", 2)
+    _enqueue(sql, "look", 1)
+    worker.run(limit=10, force=False, trigger_source="test")
+    # By the time the third job ran, the first success had waited past the window and was written.
+    assert seen == {"quick": "succeeded"}
+
+
+def test_payloads_are_decoded_only_when_a_handler_runs(db, clean_db, sql):
+    decoded = []
+
+    def record(ctx, payload):
+        decoded.append(payload.model_dump())
+
+    worker = _worker(db, clean_db, TaskSpec("record", Payload, record))
+    sql.execute('select job_queue_enqueue(\'record\', \'{"n": 1, "nested": {"a": [1, 2]}}\'::jsonb, now(), 3)')
+    worker.run(limit=10, force=False, trigger_source="test")
+    assert decoded == [{"n": 1, "nested": {"a": [1, 2]}}]

@@ -91,6 +91,17 @@ class Settings(BaseModel):
         return bool(secret_value(self.cron_secret) or secret_value(self.job_queue_runner_secret))
 
 
+def variable_names() -> tuple[str, ...]:
+    """Every environment variable the settings read."""
+    names: list[str] = []
+    for field in Settings.model_fields.values():
+        if isinstance(field.validation_alias, AliasChoices):
+            names.extend(str(choice) for choice in field.validation_alias.choices)
+        elif field.alias:
+            names.append(field.alias)
+    return tuple(names)
+
+
 def secret_value(secret: SecretStr | None) -> str:
     """The secret's text, or "" when unset."""
     return secret.get_secret_value() if secret is not None else ""

@@ -17,33 +17,15 @@ import pytest
 from lib.db import Database, connect
 from lib.jobs.registry import default_registry
 from lib.queue import Queue
-from lib.settings import load_settings, reload_settings
+from lib.settings import load_settings, reload_settings, variable_names
 from scripts.local_pg import fresh_database, postgres_server
 from tests.support.api import ApiServer
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET
 from tests.support.tasks import recorder, register_test_tasks, unregister_test_tasks
 
-# Variables the bundle reads; each test starts with none of them but what it sets.
-APP_VARIABLES = (
-    "DATABASE_URL",
-    "POSTGRES_URL",
-    "CRON_SECRET",
-    "JOB_QUEUE_RUNNER_SECRET",
-    "SENTRY_DSN",
-    "VERCEL_ENV",
-    "VERCEL_GIT_COMMIT_SHA",
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "SUPABASE_JWT_SECRET",
-    "SUPABASE_AUTH_TIMEOUT_SECONDS",
-    "JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS",
-    "GAME_PLATFORM_API_BASE_URL",
-    "GAME_PLATFORM_API_TOKEN",
-    "GAME_PLATFORM_CONCURRENCY",
-    "GAME_PLATFORM_TIMEOUT_SECONDS",
-    "GAME_PLATFORM_MAX_ATTEMPTS",
-    "GAME_PLATFORM_RETRY_BASE_SECONDS",
-)
+# Variables the bundle reads; each test starts with none of them but what it sets,
+# so a developer's shell cannot leak into a test.
+APP_VARIABLES = variable_names()
 
 
 @pytest.fixture(scope="session")

@@ -58,11 +58,11 @@ def test_enqueue_adds_a_due_job_with_the_given_payload(run_cli, sql) -> None:
 
 
 def test_enqueue_fills_defaults_like_the_admin_trigger_and_dedupes_against_it(run_cli, sql) -> None:
-    from lib.endpoints.admin_triggers import SyncTrigger
+    from lib.jobs.game_platform_payloads import SyncRequest
 
     code, first = run_cli("enqueue", "game_platform_sync")
     assert code == 0
-    assert first["payload"] == SyncTrigger().payload() == {"dryRun": False, "coachId": None}
+    assert first["payload"] == SyncRequest().to_payload() == {"dryRun": False, "coachId": None}
     code, second = run_cli("enqueue", "game_platform_sync")
     assert (code, second["deduplicated"], second["jobId"]) == (0, True, first["jobId"])
     assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 1

@@ -72,3 +72,11 @@ def test_importing_every_api_file_needs_no_environment():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+def test_every_variable_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    from lib.settings import variable_names
+
+    missing = [name for name in variable_names() if f"`{name}`" not in readme]
+    assert missing == []

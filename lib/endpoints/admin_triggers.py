@@ -11,40 +11,20 @@ clicks cannot race past it.
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from lib.auth.admin import admin_connection
 from lib.http import Request, Response, json_response
+from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
 from lib.observability import log
 from lib.queue import Queue
 from lib.settings import get_settings
 
-SYNC_TASK = "game_platform_sync"
-TOTALS_SWEEP_TASK = "game_platform_totals_sweep"
 
-
-class SyncTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    dry_run: bool = Field(default=False, alias="dryRun", description="report what would change, write nothing")
-    coach_id: UUID | None = Field(default=None, alias="coachId", description="only this coach's competitors")
-
-    def payload(self) -> dict[str, Any]:
-        """The job's payload: every key, defaults filled in, UUIDs in canonical form."""
-        return self.model_dump(mode="json", by_alias=True)
-
-
-class TotalsSweepTrigger(SyncTrigger):
-    batch_size: int = Field(default=100, ge=1, le=1000, alias="batchSize", description="flagged users per job")
-
-
-def _trigger(request: Request, model: type[SyncTrigger], task_type: str, message: str) -> Response:
+def _trigger(request: Request, model: type[SyncRequest], task_type: str, message: str) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
         params = request.input(model)
-        enqueued = Queue(db).enqueue_unique(task_type, params.payload())
+        enqueued = Queue(db).enqueue_unique(task_type, params.to_payload())
     log(
         "admin.job_triggered",
         task_type=task_type,
@@ -59,8 +39,8 @@ def _trigger(request: Request, model: type[SyncTrigger], task_type: str, message
 
 
 def trigger_sync(request: Request) -> Response:
-    return _trigger(request, SyncTrigger, SYNC_TASK, "Incremental sync job enqueued successfully")
+    return _trigger(request, SyncRequest, SYNC_TASK_TYPE, "Incremental sync job enqueued successfully")
 
 
 def trigger_totals_sweep(request: Request) -> Response:
-    return _trigger(request, TotalsSweepTrigger, TOTALS_SWEEP_TASK, "Totals sweep job enqueued successfully")
+    return _trigger(request, SweepRequest, TOTALS_SWEEP_TASK_TYPE, "Totals sweep job enqueued successfully")

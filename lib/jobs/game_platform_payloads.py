@@ -1,7 +1,7 @@
 """What may be asked of the Game Platform jobs: the payloads' public fields.
 
 Kept apart from the handlers (which import the vendor client and httpx) so the
-admin trigger endpoints can validate a request and store a payload with every
+admin trigger endpoints (and the CLI) validate a request with these very models and store a payload with every
 default filled in (`SyncRequest().to_payload() == {"dryRun": False, "coachId": None}`)
 without loading the client. The handlers' payload models extend these with the
 continuation cursor, which only a handler ever writes.
@@ -24,7 +24,8 @@ MAX_SWEEP_BATCH_SIZE = 1000
 class SyncRequest(BaseModel):
     """`game_platform_sync`: an incremental sync of every linked competitor, or of one coach's."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    # Callers use the camelCase names only: `dry_run` in a request is an unknown field.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     dry_run: StrictBool = Field(default=False, alias="dryRun", description="report what would change; write nothing")
     coach_id: UUID | None = Field(default=None, alias="coachId", description="only this coach's competitors and teams")

@@ -71,7 +71,7 @@ def measure_memory(admin: str, *, report: Report) -> None:
             ]
         )
     print(table(rows, ["payload shape", "JSON per job", "RSS at start", "after import", "peak"]))
-    line("the claim fetches all 10 payloads at once, so the peak holds 10 decoded payloads")
+    line("the claim fetches the 10 payloads as JSON text; each is decoded only while its handler runs")
     worst = max(peaks.values())
     report.add(
         "7. peak RSS, 10 jobs × 1 MB",

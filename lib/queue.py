@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -21,8 +20,7 @@ JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
 DEFAULT_MAX_ATTEMPTS = 5
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedJob:
+class ClaimedJob(NamedTuple):
     """A job this worker holds a lease on. The lease token fences every finish.
 
     The payload arrives as JSON text and is decoded when the handler asks for it:
@@ -43,8 +41,7 @@ class ClaimedJob:
         return json.loads(self.payload_json)
 
 
-@dataclass(frozen=True, slots=True)
-class JobState:
+class JobState(NamedTuple):
     """A job's state right after a finish."""
 
     id: UUID
@@ -55,21 +52,18 @@ class JobState:
     last_error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Enqueued:
+class Enqueued(NamedTuple):
     job_id: UUID
     deduplicated: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RunStart:
+class RunStart(NamedTuple):
     run_id: int
     processing_enabled: bool
     paused_reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RunSummary:
+class RunSummary(NamedTuple):
     status: str  # completed | paused | failed
     claimed: int = 0
     processed: int = 0
@@ -79,8 +73,7 @@ class RunSummary:
     error: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Transition:
+class Transition(NamedTuple):
     """The answer to cancel or retry: `changed` is false when the transition was impossible."""
 
     id: UUID
@@ -90,8 +83,7 @@ class Transition:
     duplicate_of: UUID | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class QueueSettings:
+class QueueSettings(NamedTuple):
     processing_enabled: bool
     paused_reason: str | None
     updated_at: datetime
@@ -332,16 +324,14 @@ class Queue:
         return HealthSnapshot(**row)
 
 
-@dataclass(frozen=True, slots=True)
-class JobCursor:
+class JobCursor(NamedTuple):
     """A position in the newest-first listing: the last job seen."""
 
     created_at: datetime
     id: UUID
 
 
-@dataclass(frozen=True, slots=True)
-class JobSummary:
+class JobSummary(NamedTuple):
     """A job as listed: everything but its output, the last error cut to 500 characters."""
 
     id: UUID
@@ -357,14 +347,12 @@ class JobSummary:
     completed_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class JobPage:
+class JobPage(NamedTuple):
     jobs: list[JobSummary]
     next_cursor: JobCursor | None
 
 
-@dataclass(frozen=True, slots=True)
-class JobDetail:
+class JobDetail(NamedTuple):
     """A job in full. The lease token is left out: it is the worker's, not the operator's."""
 
     id: UUID
@@ -384,8 +372,7 @@ class JobDetail:
     lease_expires_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class HealthSnapshot:
+class HealthSnapshot(NamedTuple):
     """What `job_queue_health_snapshot` reports; ages are measured by the database's clock."""
 
     checked_at: datetime

@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -29,8 +28,7 @@ from lib.settings import Settings
 MAX_LIMIT = 10
 
 
-@dataclass(frozen=True)
-class JobResult:
+class JobResult(NamedTuple):
     id: str
     task_type: str
     status: str  # the job's status after this run
@@ -53,13 +51,15 @@ class JobResult:
         return body
 
 
-@dataclass
 class WorkerReport:
-    status: str  # ok | paused
-    results: list[JobResult | None] = field(default_factory=list)  # None: a success not yet recorded
-    released: int = 0
-    paused_reason: str | None = None
-    run_id: int | None = None
+    """What one invocation did, in the response's shape."""
+
+    def __init__(self, status: str, *, paused_reason: str | None = None, run_id: int | None = None) -> None:
+        self.status = status  # ok | paused
+        self.results: list[JobResult | None] = []  # None: a success not yet recorded
+        self.released = 0
+        self.paused_reason = paused_reason
+        self.run_id = run_id
 
     @property
     def succeeded(self) -> int:
@@ -82,14 +82,12 @@ class WorkerReport:
         }
 
 
-@dataclass(frozen=True)
-class _Failure:
+class _Failure(NamedTuple):
     error: BaseException
     retry_in: timedelta | None  # None: fail for good
 
 
-@dataclass(frozen=True)
-class _Success:
+class _Success(NamedTuple):
     job: ClaimedJob
     output: Any
     duration_ms: int

@@ -110,9 +110,11 @@ def parse_payload(text: str) -> Any:
 
 
 def to_plain(value: Any) -> Any:
-    """Dataclasses, UUIDs and times as JSON-able values."""
+    """Records (dataclasses, named tuples), UUIDs and times as JSON-able values."""
     if is_dataclass(value) and not isinstance(value, type):
         return to_plain(asdict(value))
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return to_plain(value._asdict())
     if isinstance(value, dict):
         return {k: to_plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -100,6 +100,9 @@ def apply_migrations(
     migrations = discover() if migrations is None else migrations
     applied: list[Migration] = []
     with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
+        if log:
+            # A migration speaks through NOTICEs (e.g. "pg_cron is not installed: nothing scheduled").
+            conn.add_notice_handler(lambda notice: print(f"  notice: {notice.message_primary}"))
         ensure_supabase_compatibility(conn)
         for migration in migrations:
             with conn.transaction():

@@ -96,3 +96,11 @@ def test_a_failing_migration_is_rolled_back_and_not_recorded(empty_database, tmp
     assert "good_table" in tables
     assert "half_done" not in tables
     assert _recorded(empty_database) == ["20990101000000"]
+
+
+def test_cli_prints_what_the_migrations_say(empty_database):
+    env = {**os.environ, "DATABASE_URL": empty_database}
+    result = subprocess.run([sys.executable, "scripts/migrate.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    # Without pg_cron the scheduling migration says why it scheduled nothing.
+    assert "notice: job queue schedules: pg_cron is" in result.stdout

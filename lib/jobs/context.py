@@ -14,8 +14,7 @@ stops cleanly and enqueues a continuation (`ctx.queue`) instead of being killed.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 if TYPE_CHECKING:
@@ -36,8 +35,7 @@ class RetryJobLater(Exception):
         self.retry_in_seconds = retry_in_seconds
 
 
-@dataclass(frozen=True)
-class JobContext:
+class JobContext(NamedTuple):
     job_id: UUID
     task_type: str
     attempts: int

@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -20,8 +19,7 @@ from lib.jobs.context import JobContext
 Handler = Callable[[JobContext, Any], Any]
 
 
-@dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(NamedTuple):
     """A task type: its payload model (validated before the handler runs) and its handler."""
 
     task_type: str

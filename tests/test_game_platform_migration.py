@@ -9,7 +9,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from scripts.local_pg import create_database, drop_database
-from scripts.migrate import apply_migrations
+from scripts.migrate import apply_migrations, discover
 
 MIGRATION = Path(__file__).resolve().parents[1] / "supabase/migrations/20261128000400_game_platform.sql"
 
@@ -146,5 +146,34 @@ def test_an_existing_app_database_gains_the_missing_columns(admin_conninfo):
             assert row["first_name"] == "Grace"
             assert row["game_platform_id"] is None
             assert EXPECTED_COLUMNS["competitors"] <= set(row)
+    finally:
+        drop_database(admin_conninfo, conninfo)
+
+
+def test_an_existing_app_table_keeps_its_own_security(admin_conninfo):
+    """The app's dashboard may read its competitors as `authenticated`: the migration must not cut it off."""
+    conninfo = create_database(admin_conninfo, prefix="jq_legacy")
+    notices: list[str] = []
+    try:
+        apply_migrations(conninfo, discover()[:1])  # the Supabase roles exist, as on a real project
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+            conn.execute("create table competitors (id uuid primary key, coach_id uuid)")
+            conn.execute("grant select on competitors to authenticated")
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+            conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
+            conn.execute(MIGRATION.read_bytes())
+            can_read = conn.execute(
+                "select has_table_privilege('authenticated', 'public.competitors', 'select') as ok"
+            ).fetchone()["ok"]
+            rls = {
+                r["relname"]: r["relrowsecurity"]
+                for r in conn.execute(
+                    "select relname, relrowsecurity from pg_class"
+                    " where relname in ('competitors', 'teams') and relnamespace = 'public'::regnamespace"
+                ).fetchall()
+            }
+        assert can_read
+        assert rls == {"competitors": False, "teams": True}  # the app's table untouched; ours locked down
+        assert any("public.competitors existed before this migration" in n for n in notices)
     finally:
         drop_database(admin_conninfo, conninfo)

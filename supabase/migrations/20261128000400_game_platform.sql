@@ -9,6 +9,18 @@
 -- Platform ids are the vendor's `syned_user_id` / `syned_team_id`: our ids,
 -- sent to the vendor when the user or team was created there, kept as text.
 
+-- Which of these tables this migration creates: only those get the bundle's
+-- locked-down security below. A table the app already has keeps its own RLS
+-- policies and grants (its dashboard may read it as `authenticated`).
+create temp table _game_platform_new_tables as
+select t.name
+  from unnest(array[
+           'competitors', 'teams', 'team_members', 'game_platform_stats',
+           'game_platform_sync_state', 'game_platform_challenge_solves',
+           'game_platform_flash_ctf_events', 'game_platform_sync_runs'
+       ]) as t(name)
+ where to_regclass(format('public.%I', t.name)) is null;
+
 -- ---------------------------------------------------------------------------
 -- Roster: competitors, teams, team members
 -- ---------------------------------------------------------------------------
@@ -205,24 +217,33 @@ create index if not exists game_platform_sync_runs_scope_started_idx
 -- Security: service role only (the bundle's own connection). Supabase exposes
 -- `public` through its REST API; with RLS on and no policies, anon and
 -- authenticated read nothing, and their table privileges are revoked too.
+-- Applied to the tables created above; the app's own tables are left as they
+-- are, with a notice where one has RLS off.
 -- ---------------------------------------------------------------------------
 
-alter table public.competitors enable row level security;
-alter table public.teams enable row level security;
-alter table public.team_members enable row level security;
-alter table public.game_platform_stats enable row level security;
-alter table public.game_platform_sync_state enable row level security;
-alter table public.game_platform_challenge_solves enable row level security;
-alter table public.game_platform_flash_ctf_events enable row level security;
-alter table public.game_platform_sync_runs enable row level security;
+do $security$
+declare
+    t text;
+begin
+    for t in select name from _game_platform_new_tables loop
+        execute format('alter table public.%I enable row level security', t);
+        execute format('revoke all on table public.%I from public, anon, authenticated', t);
+        execute format('grant select, insert, update, delete on table public.%I to service_role', t);
+    end loop;
+    for t in
+        select c.relname
+          from pg_class c
+         where c.relnamespace = 'public'::regnamespace
+           and c.relname in ('competitors', 'teams', 'team_members', 'game_platform_stats',
+                             'game_platform_sync_state', 'game_platform_challenge_solves',
+                             'game_platform_flash_ctf_events', 'game_platform_sync_runs')
+           and c.relname not in (select name from _game_platform_new_tables)
+           and not c.relrowsecurity
+    loop
+        raise notice 'public.% existed before this migration and has row level security off: '
+                     'Supabase''s REST API serves it to anyone its grants allow. Left as it is.', t;
+    end loop;
+end
+$security$;
 
-revoke all on table
-    public.competitors, public.teams, public.team_members, public.game_platform_stats,
-    public.game_platform_sync_state, public.game_platform_challenge_solves,
-    public.game_platform_flash_ctf_events, public.game_platform_sync_runs
-    from public, anon, authenticated;
-grant select, insert, update, delete on table
-    public.competitors, public.teams, public.team_members, public.game_platform_stats,
-    public.game_platform_sync_state, public.game_platform_challenge_solves,
-    public.game_platform_flash_ctf_events, public.game_platform_sync_runs
-    to service_role;
+drop table _game_platform_new_tables;

@@ -2,9 +2,10 @@
 
 One invocation: record the run and read the pause switch (one statement), claim
 up to `limit` due jobs under a lease that outlives the invocation (one
-statement), run them one by one and finish each (one statement per job), then
-close the run record (one statement). Jobs claimed but not reached before the
-time budget runs out are released, their attempt not spent.
+statement), run them one by one — a failure recorded at once (one statement
+each), the successes together (one statement) — then close the run record (one
+statement). Jobs claimed but not reached before the time budget runs out are
+released, their attempt not spent.
 """
 
 from __future__ import annotations
@@ -125,6 +126,8 @@ def _fields(job: ClaimedJob) -> dict[str, Any]:
 
 
 class Worker:
+    """Runs one invocation's worth of jobs over the invocation's connection."""
+
     def __init__(
         self,
         db: Database,

@@ -1,9 +1,9 @@
 """Drain throughput (ours against procrastinate and pgqueuer) and the server's raw transaction ceiling.
 
 Ours runs exactly as `/api/jobs/run` does: each invocation is one
-`connect()` + `Worker(db, settings).run(limit=10, ...)` — record the run and
-read the pause switch, claim 10 under a lease, run each job, record the
-successes in one statement, close the run record. Two variants:
+`connect()` + `Worker(db, settings).run(limit=10, ...)` — one statement records
+the run, reads the pause switch and claims 10 under a lease; the jobs run; one
+statement records their successes and closes the run. Two variants:
 - "as the endpoint": a warm instance keeps its connection for its next
   invocation (`lib.db` does this), so consecutive invocations share it;
 - "cold instance": every invocation opens a new connection (and a fresh server
@@ -225,14 +225,15 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
 
         heading("2. Raw ceiling: single-client autocommit trivial update (psycopg loop), same server")
         ceiling_rate = ceiling_tally.rate
-        statements = 4  # per invocation of 10 jobs: run start, claim, one batch of successes, run finish
+        statements = 2  # per invocation of 10 jobs: begin (run start + claim), complete (successes + run finish)
         line(
             f"{ceiling_rate:,.0f} transactions/s (median of {len(ceiling_tally.round_rates)} samples of "
             f"{ceiling_tx:,}: {median(ceiling_tally.round_rates):,.0f}/s)"
         )
         line(
-            f"a job costs {statements / MAX_LIMIT:.1f} transactions in our worker (run start, claim, one batch of "
-            f"successes, run finish per 10 jobs): best case {ceiling_rate * MAX_LIMIT / statements:,.0f} jobs/s"
+            f"a job costs {statements / MAX_LIMIT:.1f} transactions in our worker (begin: run start + claim; "
+            f"complete: successes + run finish; per 10 jobs): best case {ceiling_rate * MAX_LIMIT / statements:,.0f} "
+            "jobs/s"
         )
         line(
             f"ours as the endpoint = {ours / ceiling_rate:.0%} of the ceiling, "
@@ -258,7 +259,7 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
 
 
 def _phase(query: str) -> str:
-    for name in ("run_start", "claim", "mark_succeeded", "mark_failed", "release", "run_finish"):
+    for name in ("begin_run", "complete_run", "claim", "mark_succeeded", "mark_failed", "release"):
         if f"job_queue_{name}" in query:
             return name
     return "other statements"
@@ -321,7 +322,7 @@ def breakdown(admin: str, *, invocations: int) -> None:
             for _ in range(invocations):
                 cold.update(_invocation_phases(settings, registry, None))
                 warm.update(_invocation_phases(settings, registry, keep))
-    order = ["connect", "run_start", "claim", "mark_succeeded", "run_finish", "close"]
+    order = ["connect", "begin_run", "complete_run", "close"]
     order += sorted(k for k in set(cold) | set(warm) if k not in order and not k.startswith("Python"))
     order.append("Python (worker, logs, handler)")
     rows = []

@@ -18,7 +18,7 @@ import psycopg
 
 from bench.common import NOOP, Report, bench_settings, heading, line, noop_registry, quiet_stdout, table
 from bench.drain import invoke
-from lib.db import connect
+from lib.db import close_kept_connections, connect
 from lib.queue import Queue
 from scripts.local_pg import fresh_database
 
@@ -63,6 +63,7 @@ def measure_round_trips(admin: str, *, report: Report) -> None:
             with connect(settings) as db:
                 if jobs:
                     Queue(db).enqueue_batch(NOOP, [{} for _ in range(jobs)])
+            close_kept_connections()  # every backend of the set-up exits before counting starts
             with psycopg.connect(conninfo, autocommit=True) as conn:
                 pss = _statements_extension(conn)
                 if pss:
@@ -75,6 +76,7 @@ def measure_round_trips(admin: str, *, report: Report) -> None:
             with quiet_stdout(), connect(settings) as db:
                 processed = invoke(db, settings, noop_registry())
                 client = db.statements
+            close_kept_connections()  # the invocation's backend exits and flushes its counters
             server = _settled_transactions(admin, dbname) - before - startup
             pss_calls = "—"
             if pss:
@@ -100,8 +102,8 @@ def measure_round_trips(admin: str, *, report: Report) -> None:
         )
     )
     line(
-        "per invocation: run start + pause switch (1), claim (1), the successes in one statement (1 when any),"
-        " run finish (1); a failure is recorded on its own (1 each)"
+        "per invocation: begin = run start + pause switch + claim (1), complete = the successes + run finish (1);"
+        " a failure is recorded on its own (1 each)"
     )
     if not pss_used:
         line("pg_stat_statements is not preloaded on this server: cross-checked with pg_stat_database only")

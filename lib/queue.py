@@ -152,18 +152,48 @@ class Queue:
 
     # -- the worker's calls ----------------------------------------------------
 
-    def start_run(self, trigger_source: str, limit: int | None, forced: bool) -> RunStart:
-        """Record a worker invocation and read the pause switch, in one round trip."""
-        row = self.db.fetchone(
-            "select run_id, processing_enabled, paused_reason from job_queue_run_start(%s, %s, %s)",
-            (trigger_source, limit, forced),
-        )
-        assert row is not None
-        return RunStart(**row)
+    def begin_run(
+        self, trigger_source: str, limit: int, forced: bool, lease: timedelta
+    ) -> tuple[RunStart, list[ClaimedJob]]:
+        """Record a worker invocation, read the pause switch and claim, in one round trip.
 
-    def finish_run(self, run_id: int, summary: RunSummary) -> None:
-        self.db.execute(
-            "select job_queue_run_finish(%s, %s, %s, %s, %s, %s, %s, %s)",
+        Claims nothing while processing is paused unless `forced`; such a run is
+        recorded as paused and already closed.
+        """
+        rows = self.db.fetchall(
+            "select run_id, processing_enabled, paused_reason, id, task_type, payload_json, attempts, max_attempts,"
+            " lease_token, run_at, lease_expires_at from job_queue_begin_run(%s, %s, %s, %s)",
+            (trigger_source, limit, forced, lease),
+        )
+        first = rows[0]
+        run = RunStart(first["run_id"], first["processing_enabled"], first["paused_reason"])
+        jobs = [
+            ClaimedJob(
+                row["id"],
+                row["task_type"],
+                row["payload_json"],
+                row["attempts"],
+                row["max_attempts"],
+                row["lease_token"],
+                row["run_at"],
+                row["lease_expires_at"],
+            )
+            for row in rows
+            if row["id"] is not None
+        ]
+        return run, jobs
+
+    def complete_run(
+        self, run_id: int, summary: RunSummary, successes: Sequence[tuple[ClaimedJob, Any]] = ()
+    ) -> dict[UUID, JobState]:
+        """Record the held successes (fenced) and close the run, in one round trip.
+
+        `summary.succeeded` counts successes recorded earlier; the ones passed here
+        are added as they are recorded. A job missing from the result lost its lease.
+        """
+        rows = self.db.fetchall(
+            "select id, status, attempts, max_attempts, run_at, last_error"
+            " from job_queue_complete_run(%s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::jsonb[], %s::uuid[])",
             (
                 run_id,
                 summary.status,
@@ -173,8 +203,12 @@ class Queue:
                 summary.failed,
                 summary.released,
                 summary.error,
+                [job.id for job, _ in successes],
+                [Jsonb(output) if output is not None else None for _, output in successes],
+                [job.lease_token for job, _ in successes],
             ),
         )
+        return {row["id"]: JobState(**row) for row in rows}
 
     def claim(self, limit: int, lease: timedelta) -> list[ClaimedJob]:
         rows = self.db.fetchall(

@@ -1,20 +1,19 @@
 """The drain loop behind /api/jobs/run.
 
-One invocation: record the run and read the pause switch (one statement), claim
-up to `limit` due jobs under a lease that outlives the invocation (one
-statement), run them one by one — a failure recorded at once (one statement
-each), the successes together (one statement) — then close the run record (one
-statement). Jobs claimed but not reached before the time budget runs out are
-released, their attempt not spent.
+One invocation, in two statements when every job succeeds: the first records
+the run, reads the pause switch and claims up to `limit` due jobs under a lease
+that outlives the invocation; the jobs run one by one (a failure is recorded at
+once, in a statement of its own); the last records the successes together and
+closes the run. Jobs claimed but not reached before the time budget runs out
+are released, their attempt not spent.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -25,6 +24,9 @@ from lib.observability import capture_job_failure, log
 from lib.queue import ClaimedJob, JobState, Queue, RunSummary
 from lib.retry import BackoffPolicy
 from lib.settings import Settings
+
+if TYPE_CHECKING:
+    from uuid import UUID
 
 MAX_LIMIT = 10
 
@@ -149,19 +151,16 @@ class Worker:
         started_at = self.clock() if started_at is None else started_at
         deadline = started_at + self.settings.worker_max_duration_seconds - self.settings.worker_finish_margin_seconds
         limit = max(1, min(limit, MAX_LIMIT))
+        lease = timedelta(seconds=self.settings.worker_lease_seconds)
 
-        run = self.queue.start_run(trigger_source, limit, force)
+        run, claimed = self.queue.begin_run(trigger_source, limit, force, lease)
         if not run.processing_enabled and not force:
-            self.queue.finish_run(run.run_id, RunSummary(status="paused"))
             log("worker.paused", run_id=run.run_id, reason=run.paused_reason, trigger=trigger_source)
             return WorkerReport(status="paused", paused_reason=run.paused_reason, run_id=run.run_id)
 
         report = WorkerReport(status="ok", run_id=run.run_id)
-        claimed: list[ClaimedJob] = []
         successes = _UnrecordedSuccesses()
         try:
-            lease = timedelta(seconds=self.settings.worker_lease_seconds)
-            claimed = self.queue.claim(limit, lease)
             for index, job in enumerate(claimed):
                 if deadline - self.clock() < self.settings.worker_min_job_seconds:
                     unstarted = claimed[index:]
@@ -181,14 +180,12 @@ class Worker:
                 else:
                     report.results.append(outcome)
                 if successes.older_than(self.clock() - SUCCESS_HOLD_SECONDS):
-                    self._record(successes, report)
-            self._record(successes, report)
+                    held = successes.take()
+                    self._place(held, self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held]), report)
         except Exception as exc:
-            with contextlib.suppress(Exception):  # keep what succeeded if the database still answers
-                self._record(successes, report)
-            self._finish_run(run.run_id, report, len(claimed), status="failed", error=describe(exc))
+            self._complete(run.run_id, report, len(claimed), successes, status="failed", error=describe(exc))
             raise
-        self._finish_run(run.run_id, report, len(claimed), status="completed")
+        self._complete(run.run_id, report, len(claimed), successes, status="completed")
         log(
             "worker.finished",
             run_id=run.run_id,
@@ -201,31 +198,39 @@ class Worker:
         )
         return report
 
-    def _finish_run(
-        self, run_id: int, report: WorkerReport, claimed: int, *, status: str, error: str | None = None
+    def _complete(
+        self,
+        run_id: int,
+        report: WorkerReport,
+        claimed: int,
+        successes: _UnrecordedSuccesses,
+        *,
+        status: str,
+        error: str | None = None,
     ) -> None:
+        """Record the held successes and close the run, in one statement."""
+        held = successes.take()
         summary = RunSummary(
             status=status,
             claimed=claimed,
-            processed=sum(r is not None for r in report.results),
-            succeeded=report.succeeded,
+            processed=len(report.results),
+            succeeded=report.succeeded,  # recorded so far; the held ones are counted as they are recorded
             failed=report.failed,
             released=report.released,
             error=error,
         )
         try:
-            self.queue.finish_run(run_id, summary)
+            states = self.queue.complete_run(run_id, summary, [(s.job, s.output) for _, s in held])
         except Exception as exc:
             if status != "failed":
                 raise
+            # The run is failing already (most often: the database went away); keep its own error.
             log("worker.run_record_failed", "warning", run_id=run_id, error=describe(exc))
-
-    def _record(self, successes: _UnrecordedSuccesses, report: WorkerReport) -> None:
-        """Write the held successes in one statement and put their results in place."""
-        if not successes.items:
             return
-        held = successes.take()
-        states = self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held])
+        self._place(held, states, report)
+
+    def _place(self, held: list[tuple[int, _Success]], states: dict[UUID, JobState], report: WorkerReport) -> None:
+        """Put the results of recorded successes in their places in the report."""
         for position, success in held:
             report.results[position] = self._report(success.job, states.get(success.job.id), None, success.duration_ms)
 

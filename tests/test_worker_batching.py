@@ -32,22 +32,36 @@ def _enqueue(sql, task_type, minutes_ago):
     ).fetchone()["id"]
 
 
-def test_an_invocation_sends_at_most_four_statements_whatever_the_number_of_successes(db, clean_db, sql):
+def test_an_invocation_sends_two_statements_whatever_the_number_of_successes(db, clean_db, sql):
     worker = _worker(db, clean_db)
     for i in range(10):
         _enqueue(sql, "noop", 10 - i)
     before = db.statements
     report = worker.run(limit=10, force=False, trigger_source="test")
     assert report.succeeded == 10
-    assert db.statements - before == 4  # run start, claim, one batch of successes, run finish
+    assert db.statements - before == 2  # begin (run start + claim), complete (successes + run finish)
     assert sql.execute("select count(*) as n from job_queue where status = 'succeeded'").fetchone()["n"] == 10
 
 
-def test_an_empty_queue_costs_three_statements(db, clean_db):
+def test_an_empty_queue_costs_two_statements(db, clean_db, sql):
     worker = _worker(db, clean_db)
     before = db.statements
     worker.run(limit=10, force=False, trigger_source="test")
-    assert db.statements - before == 3
+    assert db.statements - before == 2
+    run = sql.execute("select status, claimed, processed from job_queue_runs").fetchone()
+    assert run == {"status": "completed", "claimed": 0, "processed": 0}
+
+
+def test_a_paused_queue_costs_one_statement_and_records_the_run(db, clean_db, sql):
+    worker = _worker(db, clean_db)
+    _enqueue(sql, "noop", 1)
+    sql.execute("select job_queue_set_processing(false, 'upgrade')")
+    before = db.statements
+    report = worker.run(limit=10, force=False, trigger_source="test")
+    assert report.status == "paused"
+    assert db.statements - before == 1
+    run = sql.execute("select status, finished_at is not null as closed from job_queue_runs").fetchone()
+    assert run == {"status": "paused", "closed": True}
 
 
 def test_failures_are_recorded_one_by_one_and_results_keep_their_order(db, clean_db, sql):
@@ -60,7 +74,9 @@ def test_failures_are_recorded_one_by_one_and_results_keep_their_order(db, clean
     report = worker.run(limit=10, force=False, trigger_source="test")
     assert [r.id for r in report.results] == [str(i) for i in ids]
     assert [r.status for r in report.results] == ["succeeded", "pending", "succeeded"]
-    assert db.statements - before == 5
+    assert db.statements - before == 3  # begin, the failure, complete with both successes
+    run = sql.execute("select succeeded, failed, processed from job_queue_runs").fetchone()
+    assert run == {"succeeded": 2, "failed": 1, "processed": 3}
 
 
 def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_db, sql):
@@ -78,6 +94,7 @@ def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_d
     row = sql.execute("select status, output from job_queue where id = %s", (first,)).fetchone()
     assert row == {"status": "cancelled", "output": None}
     assert report.succeeded == 1
+    assert sql.execute("select succeeded from job_queue_runs").fetchone()["succeeded"] == 1
 
 
 def test_successes_are_written_once_the_hold_window_passes(db, clean_db, sql):

@@ -23,6 +23,8 @@ from tests.support.api import ApiServer
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET
 from tests.support.tasks import recorder, register_test_tasks, unregister_test_tasks
 
+pytest_plugins = ["tests.support.game_platform_fixtures"]
+
 # Variables the bundle reads; each test starts with none of them but what it sets,
 # so a developer's shell cannot leak into a test.
 APP_VARIABLES = variable_names()

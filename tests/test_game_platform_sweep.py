@@ -16,19 +16,6 @@ SWEEP = "game_platform_totals_sweep"
 
 
 @pytest.fixture
-def fake():
-    platform = FakeGamePlatform(demo_dataset(12, coaches=2, team_size=3))
-    platform.start()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
-def settings(clean_db, fake):
-    return platform_settings(clean_db, fake, GAME_PLATFORM_RETRY_BASE_SECONDS="0.05")
-
-
-@pytest.fixture
 def synced(db, sql, fake, settings):
     """The roster seeded and fully synced: every user flagged for a totals refresh."""
     seed_roster(sql, fake.dataset)

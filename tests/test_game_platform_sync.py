@@ -23,19 +23,6 @@ DEFAULT_SYNC = {"dryRun": False, "coachId": None}
 
 
 @pytest.fixture
-def fake():
-    platform = FakeGamePlatform(demo_dataset(12, coaches=2, team_size=3))
-    platform.start()
-    yield platform
-    platform.stop()
-
-
-@pytest.fixture
-def settings(clean_db, fake):
-    return platform_settings(clean_db, fake, GAME_PLATFORM_RETRY_BASE_SECONDS="0.05")
-
-
-@pytest.fixture
 def roster(sql, fake):
     return seed_roster(sql, fake.dataset)
 

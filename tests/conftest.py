@@ -9,10 +9,12 @@ drops it at the end; each test starts from empty tables.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lib.db import Database, connect
 from lib.jobs.registry import default_registry
@@ -42,6 +44,21 @@ def database_url(admin_conninfo: str) -> Iterator[str]:
     """A database created and migrated for this test run."""
     with fresh_database(admin_conninfo, prefix="jq_test") as conninfo:
         yield conninfo
+
+
+@pytest.fixture(scope="session")
+def direct_database_url(database_url: str) -> str:
+    """The run's database reached without any pooler in between.
+
+    For tests that need one client connection to be one server backend
+    (`pg_terminate_backend`, backend pids, session state). CI runs the suite a
+    second time with `DATABASE_URL` pointing at PgBouncer in transaction mode and
+    `DIRECT_DATABASE_URL` at the PostgreSQL behind it; elsewhere both are the same.
+    """
+    direct = os.environ.get("DIRECT_DATABASE_URL", "").strip()
+    if not direct:
+        return database_url
+    return make_conninfo(direct, dbname=str(conninfo_to_dict(database_url)["dbname"]))
 
 
 def _reset_tables(conninfo: str) -> None:

@@ -306,7 +306,7 @@ class _JwksCache:
             cached = self._sets.get(url)
             stale = cached is None or cached.expires_at <= now
             missing = cached is not None and kid not in cached.keys
-            if stale or (missing and now - cached.fetched_at >= JWKS_REFRESH_ON_MISS_SECONDS):
+            if stale or (cached is not None and missing and now - cached.fetched_at >= JWKS_REFRESH_ON_MISS_SECONDS):
                 # Fetched under the lock: concurrent requests wait for one fetch rather than each making it.
                 cached = self._fetch(url, settings, now)
             key = cached.keys.get(kid) if cached is not None else None

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lib.auth.runner import require_runner_secret, trigger_source
 from lib.db import connect
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.settings import get_settings
 from lib.worker import MAX_LIMIT, Worker
 
@@ -25,6 +27,45 @@ class RunParams(BaseModel):
         return min(value, MAX_LIMIT)
 
 
+class JobOutcome(BaseModel):
+    """One claimed job: its status after this run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task_type: str = Field(alias="taskType")
+    status: Literal["succeeded", "pending", "failed", "cancelled", "processing", "deleted"] = Field(
+        description="pending: a retry is scheduled at retryAt (or the job was handed back unstarted)"
+    )
+    attempts: int
+    last_error: str | None = Field(alias="lastError")
+    duration_ms: int = Field(alias="durationMs")
+    retry_at: datetime | None = Field(default=None, alias="retryAt", description="only when a retry is scheduled")
+
+
+class RunReport(BaseModel):
+    """What one worker invocation did."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok"]
+    processed: int
+    succeeded: int
+    failed: int = Field(description="failed for good, or awaiting a retry")
+    released: int = Field(description="claimed but not started before the time budget ran out; attempt not spent")
+    results: list[JobOutcome]
+
+
+class PausedReport(BaseModel):
+    """Processing is paused and `force` was not given: nothing was claimed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["paused"]
+    processed: Literal[0]
+    reason: str | None
+
+
 def run_jobs(request: Request) -> Response:
     received_at = time.monotonic()
     settings = get_settings()
@@ -37,4 +78,5 @@ def run_jobs(request: Request) -> Response:
             trigger_source=trigger_source(request, credential),
             started_at=received_at,
         )
-    return json_response(report.to_json())
+    body = report.to_json()
+    return model_response(PausedReport if body["status"] == "paused" else RunReport, body)

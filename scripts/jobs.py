@@ -1,5 +1,6 @@
 """Operator CLI for the job queue: the same functions the endpoints use, from a terminal.
 
+    python scripts/jobs.py status         # no DATABASE_URL, ./.dev present: the dev database and sandbox
     DATABASE_URL=postgresql://... python scripts/jobs.py status
     python scripts/jobs.py enqueue game_platform_sync --payload '{"dryRun": true}'
     python scripts/jobs.py run --limit 10 --force
@@ -10,9 +11,11 @@
     python scripts/jobs.py cleanup --older-than 30d
 
 Every command reads `DATABASE_URL` (and the bundle's other variables) from the
-environment and goes through lib/queue.py, lib/worker.py and lib/health.py,
-exactly like the endpoints. `--json` prints one JSON document for scripts; the
-worker's JSON log lines go to stderr so stdout stays parseable.
+environment — or, with none set and the dev server's `.dev/` folder present,
+uses the dev database and sandbox vendor, saying so on stderr — and goes
+through lib/queue.py, lib/worker.py and lib/health.py, exactly like the
+endpoints. `--json` prints one JSON document for scripts; the worker's JSON log
+lines go to stderr so stdout stays parseable.
 
 Exit codes: 0 done; 1 done, but it reports trouble (a job failed in `run`, the
 queue is unhealthy in `status`); 2 bad usage or input; 3 no such job; 4 the
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -43,8 +47,9 @@ from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
 from lib.jobs.registry import default_registry
 from lib.queue import JOB_STATUSES, Queue
-from lib.settings import Settings, get_settings
+from lib.settings import Settings, get_settings, reload_settings
 from lib.worker import MAX_LIMIT, Worker
+from scripts.devserver.cli_env import dev_environment
 
 EXIT_OK = 0
 EXIT_TROUBLE = 1
@@ -303,8 +308,9 @@ def cmd_show(db: Database, settings: Settings, args: argparse.Namespace) -> Outc
 
 
 def cmd_pause(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
-    state = Queue(db).set_processing(False, args.reason)
-    return EXIT_OK, to_plain(state), f"Processing paused: {state.paused_reason}. Workers now claim nothing."
+    state = Queue(db).set_processing(False, args.reason.strip() or None)
+    reason = state.paused_reason or "no reason given"
+    return EXIT_OK, to_plain(state), f"Processing paused ({reason}). Workers now claim nothing."
 
 
 def cmd_resume(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
@@ -343,7 +349,32 @@ def cmd_cancel(db: Database, settings: Settings, args: argparse.Namespace) -> Ou
     return EXIT_OK, to_plain(transition), f"Job {args.job_id} cancelled (was {transition.previous_status}).{note}"
 
 
+DEFAULT_RETENTION = timedelta(days=30)
+
+
+def confirm_cleanup(older_than: timedelta, assume_yes: bool) -> None:
+    """Deleting jobs younger than the default window loses history on purpose: ask first, or refuse."""
+    if older_than >= DEFAULT_RETENTION or assume_yes:
+        return
+    window = age(older_than.total_seconds())
+    question = (
+        f"Delete every finished job and worker run older than {window}, "
+        f"more than the default {age(DEFAULT_RETENTION.total_seconds())} window? [y/N] "
+    )
+    if not sys.stdin.isatty():
+        raise CliError(
+            f"refusing to delete finished jobs and runs older than only {window} without asking: "
+            "no terminal to ask; add --yes to confirm",
+            EXIT_USAGE,
+        )
+    print(question, end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise CliError("nothing deleted", EXIT_USAGE)
+
+
 def cmd_cleanup(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    confirm_cleanup(args.older_than, args.yes)
     removed = Queue(db).cleanup(args.older_than, batch_size=args.batch_size)
     body = {"removed": removed, "olderThanSeconds": args.older_than.total_seconds()}
     text = f"Removed {removed} finished jobs and worker runs older than {age(args.older_than.total_seconds())}."
@@ -389,7 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id", metavar="ID", type=parse_job_id)
 
     p = command("pause", cmd_pause, "Pause processing: workers claim nothing until resumed (--force overrides).")
-    p.add_argument("--reason", required=True, help="shown by the worker and the health report")
+    p.add_argument("--reason", required=True, help='shown by the worker and the health report ("" for none)')
 
     command("resume", cmd_resume, "Resume processing.")
 
@@ -401,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="stored as the job's last error")
 
     p = command("cleanup", cmd_cleanup, "Delete finished jobs and worker runs past an age.")
-    p.add_argument("--older-than", type=parse_duration, default=timedelta(days=30), help="e.g. 30d (default), 12h")
+    p.add_argument("--older-than", type=parse_duration, default=DEFAULT_RETENTION, help="e.g. 30d (default), 12h")
+    p.add_argument("--yes", action="store_true", help="do not ask before deleting jobs younger than 30d")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per delete statement (default 1000)")
     return parser
 
@@ -419,16 +451,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "limit", None) is not None and args.limit < 1:
         _fail("--limit must be at least 1", EXIT_USAGE, args.json)
     try:
-        settings = get_settings()
-        with connect(settings) as db:
-            code, result, text = args.handler(db, settings, args)
+        with dev_environment() as on_dev:
+            settings = reload_settings() if on_dev else get_settings()
+            try:
+                with connect(settings) as db:
+                    code, result, text = args.handler(db, settings, args)
+            finally:
+                if on_dev:
+                    reload_settings()
     except CliError as exc:
         _fail(str(exc), exc.code, args.json)
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_UNAVAILABLE, args.json)
     except ApiError as exc:  # DATABASE_URL unset, database unreachable or timing out
         _fail(exc.message, EXIT_UNAVAILABLE, args.json)
-    print(json.dumps(to_plain(result), indent=2) if args.json else text)
+    try:
+        print(json.dumps(to_plain(result), indent=2) if args.json else text, flush=True)
+    except BrokenPipeError:  # `jobs.py status | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return code
 
 

@@ -10,12 +10,13 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lib.auth.admin import authenticate, authorize_admin
+from lib.auth.admin import SessionUser, authenticate, authorize_admin
 from lib.auth.runner import match_runner_secret
 from lib.db import connect
+from lib.errors import Unauthorized
 from lib.health import health_report
 from lib.http import Request, Response, model_response
-from lib.settings import get_settings
+from lib.settings import Settings, get_settings
 
 
 class HealthParams(BaseModel):
@@ -87,11 +88,24 @@ class HealthResponse(_Open):
     checked_at: datetime | None = Field(alias="checkedAt")
 
 
+MONITOR_HINT = (
+    "Monitors may send x-job-runner-secret: <JOB_QUEUE_RUNNER_SECRET> (or Authorization: Bearer <CRON_SECRET>) instead."
+)
+
+
+def _admin_or_explain(request: Request, settings: Settings) -> SessionUser:
+    """The admin session; a 401 names the runner secrets this endpoint also accepts."""
+    try:
+        return authenticate(request, settings)
+    except Unauthorized as exc:
+        raise Unauthorized(f"{exc.message} {MONITOR_HINT}", details=exc.details, **exc.extra) from None
+
+
 def queue_health(request: Request) -> Response:
     settings = get_settings()
     # A runner secret (CRON_SECRET as a bearer, or x-job-runner-secret) is checked
     # first, in constant time; anything else must be an admin session.
-    user = None if match_runner_secret(request, settings) else authenticate(request, settings)
+    user = None if match_runner_secret(request, settings) else _admin_or_explain(request, settings)
     with connect(settings) as db:
         if user is not None:
             authorize_admin(db, user)

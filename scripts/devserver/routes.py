@@ -17,12 +17,15 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
+
+from scripts.devserver.pages import PAGE_PATHS, DevPages
 
 MAX_REQUEST_LINE = 8192
 
@@ -150,17 +153,39 @@ class _NotFound(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _answer
 
 
+class _AccessLogged(BaseHTTPRequestHandler):
+    """Logs one line per request through the server's `access_log`: method, path, status, milliseconds.
+
+    The bundle's handlers keep the stdlib's own access log silent (their JSON
+    logs are what production sees); locally a 400 or 404 should still leave a trace.
+    """
+
+    server: DevHttpServer
+    _status: int | None = None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def handle_one_request(self) -> None:
+        started = time.monotonic()
+        self._status = None
+        super().handle_one_request()
+        command = getattr(self, "command", None)
+        if command and self._status is not None and self.server.access_log is not None:
+            elapsed = (time.monotonic() - started) * 1000
+            self.server.access_log(f"{command} {urlsplit(self.path).path} {self._status} {elapsed:.0f} ms")
+
+
 @functools.cache
 def _one_request_per_connection(handler: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
-    """The same class, answering one request per connection.
+    """The same class, answering one request per connection, with an access log line.
 
     Routing happens per connection; a kept-alive connection could otherwise carry
     a request for another route into this class. Vercel's edge owns connections in
     production, so this changes nothing the handler can observe.
     """
-    if handler.protocol_version == "HTTP/1.0":
-        return handler
-    return type(handler.__name__, (handler,), {"protocol_version": "HTTP/1.0"})
+    return type(handler.__name__, (_AccessLogged, handler), {"protocol_version": "HTTP/1.0"})
 
 
 def peek_request_target(connection: socket.socket, timeout: float = 10.0) -> str | None:
@@ -187,12 +212,20 @@ class DevHttpServer(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], table: RouteTable) -> None:
+    def __init__(
+        self, address: tuple[str, int], table: RouteTable, *, access_log: Callable[[str], None] | None = None
+    ) -> None:
         self.table = table
+        self.access_log = access_log
         super().__init__(address, _NotFound)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         target = peek_request_target(request)
-        route = self.table.find(urlsplit(target).path) if target else None
-        handler = _one_request_per_connection(route.handler) if route else _NotFound
-        handler(request, client_address, self)
+        path = urlsplit(target).path if target else ""
+        handler: type[BaseHTTPRequestHandler]
+        if path in PAGE_PATHS:
+            handler = DevPages
+        else:
+            route = self.table.find(path) if target else None
+            handler = route.handler if route else _NotFound
+        _one_request_per_connection(handler)(request, client_address, self)

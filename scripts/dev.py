@@ -46,6 +46,9 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as `python scripts/dev.py`: make `lib` and `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts.requirements_check import require_dev_environment
+
+    require_dev_environment("scripts/dev.py")  # a clear message, not a ModuleNotFoundError, outside .venv
 
 from scripts.devserver.banner import AdminToken, render_banner
 from scripts.devserver.cron import (
@@ -367,15 +370,16 @@ def listen_port(args: argparse.Namespace) -> int:
 
 def cli_hint(db: DevDatabase, data_dir: Path, with_sandbox: bool) -> str:
     """How to run the operator CLI against what this server uses."""
+    python = ".venv/bin/python" if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve() else "python"
     if db.embedded and data_dir == (ROOT / ".dev").resolve():
         sandbox = " and the sandbox vendor" if with_sandbox else ""
-        return f"Operator CLI on this database{sandbox}, no variables needed: python scripts/jobs.py status"
+        return f"Operator CLI on this database{sandbox}, no variables needed: {python} scripts/jobs.py status"
     database_url = shlex.quote(db.conninfo) if db.embedded else '"$DATABASE_URL"'
     exports = [f"DATABASE_URL={database_url}"]
     for name in ("GAME_PLATFORM_API_BASE_URL", "GAME_PLATFORM_API_TOKEN"):
         if os.environ.get(name):
             exports.append(f"{name}={shlex.quote(os.environ[name])}")
-    return f"Operator CLI on this database: export {' '.join(exports)}; python scripts/jobs.py status"
+    return f"Operator CLI on this database: export {' '.join(exports)}; {python} scripts/jobs.py status"
 
 
 def _stopping(what: str, action: Callable[[], object]) -> Callable[[], None]:

@@ -40,6 +40,9 @@ from uuid import UUID
 
 if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts.requirements_check import require_dev_environment
+
+    require_dev_environment("scripts/jobs.py")  # a clear message, not a ModuleNotFoundError, outside .venv
 
 from pydantic import ValidationError
 
@@ -387,7 +390,7 @@ def cmd_cleanup(db: Database, settings: Settings, args: argparse.Namespace) -> O
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/jobs.py",
-        description="Operate the job queue at DATABASE_URL.",
+        description="Operate the job queue at DATABASE_URL (unset: the dev server's database in .dev/).",
         epilog="Exit codes: 0 ok, 1 trouble reported, 2 usage, 3 no such job, 4 impossible transition, 5 unavailable.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")

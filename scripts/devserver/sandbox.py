@@ -103,12 +103,15 @@ class SandboxPlatform(FakeGamePlatform):
         super().__init__(sandbox_dataset(state), token=token)
         self.state = state
         self.data_dir = data_dir
+        self._saved_assignments = dict(self.dataset.assignments)
 
-    def answer(self, method: str, path: str, query: dict[str, str], body: Any, authorization: str | None) -> Any:
-        result = super().answer(method, path, query, body, authorization)
-        if method != "GET" and 200 <= result.status < 300:
-            with self.lock:
-                self.state.assignments = dict(self.dataset.assignments)
+    def answer(self, *args: Any, **kwargs: Any) -> Any:
+        """The fake's answer; then, if the request changed the team assignments, they are saved."""
+        result = super().answer(*args, **kwargs)
+        with self.lock:
+            if self.dataset.assignments != self._saved_assignments:
+                self._saved_assignments = dict(self.dataset.assignments)
+                self.state.assignments = dict(self._saved_assignments)
                 save_state(self.data_dir, self.state)
         return result
 

@@ -37,11 +37,23 @@ def _models(endpoints: tuple[Endpoint, ...]) -> list[tuple[type[BaseModel], Mode
     return list(seen)
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter is present or absent, never null: drop the model's `None` branch and default."""
+    branches = schema.get("anyOf")
+    if isinstance(branches, list) and {"type": "null"} in branches:
+        rest = [b for b in branches if b != {"type": "null"}]
+        schema.pop("anyOf")
+        schema = {**(rest[0] if len(rest) == 1 else {"anyOf": rest}), **schema}
+        if schema.get("default", ...) is None:
+            schema.pop("default")
+    return schema
+
+
 def _query_parameters(schema: dict[str, Any]) -> list[dict[str, Any]]:
     required = set(schema.get("required", []))
     parameters = []
     for name, prop in schema.get("properties", {}).items():
-        prop = dict(prop)
+        prop = _without_null(dict(prop))
         description = prop.pop("description", None)
         prop.pop("title", None)
         parameter: dict[str, Any] = {"name": name, "in": "query", "required": name in required, "schema": prop}

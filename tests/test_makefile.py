@@ -17,6 +17,7 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 FAKE_PYTHON = """#!/bin/sh
 # Stands in for the virtualenv's python: records each call instead of installing.
 echo "$@" >> "$(dirname "$0")/../calls.log"
+echo "DATABASE_URL=${DATABASE_URL:-}" >> "$(dirname "$0")/../env.log"
 """
 
 
@@ -31,8 +32,9 @@ def _project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _make(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+def _make(project: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "DATABASE_URL"}
+    env.update(extra_env)
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(project), *args],
         capture_output=True,
@@ -64,11 +66,13 @@ def test_the_virtualenv_is_installed_once_and_again_only_when_requirements_chang
     assert len(_calls(project)) == 2, "a changed requirements file reinstalls"
 
 
-def test_make_test_passes_args_to_pytest_in_the_virtualenv(tmp_path: Path) -> None:
+def test_make_test_passes_args_and_database_url_to_pytest_in_the_virtualenv(tmp_path: Path) -> None:
     project = _project(tmp_path)
-    result = _make(project, "test", "ARGS=-k health -x")
+    result = _make(project, "test", "ARGS=-k health -x", DATABASE_URL="postgresql://postgres@127.0.0.1:5432/x")
     assert result.returncode == 0, result.stderr
     assert _calls(project)[-1] == "-m pytest -k health -x"
+    env_log = (project / ".venv" / "env.log").read_text().splitlines()
+    assert env_log[-1] == "DATABASE_URL=postgresql://postgres@127.0.0.1:5432/x"
 
 
 def test_make_dev_runs_the_dev_server_with_args(tmp_path: Path) -> None:

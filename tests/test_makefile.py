@@ -32,8 +32,13 @@ def _project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+# make hands its command-line variables to its recipes' environment: under
+# `make test VENV=.ci/venv` (CI) they would reach the make calls below.
+MAKE_VARIABLES = {"VENV", "PYTHON", "ARGS", "MFLAGS", "DATABASE_URL"}
+
+
 def _make(project: Path, *args: str, **extra_env: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "DATABASE_URL"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k not in MAKE_VARIABLES}
     env.update(extra_env)
     return subprocess.run(
         ["make", "--no-print-directory", "-C", str(project), *args],

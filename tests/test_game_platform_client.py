@@ -124,7 +124,9 @@ def test_fields_the_vendor_leaves_out_do_not_fail_the_answer(fake, client):
     assert scores.last_accessed_unix_timestamp is None
     assert scores.total_points == 300
 
-    alice.omit = frozenset({"max_points_possible", "rank", "challenge_retired", "nist_nice_work_roles", "points_earned"})
+    alice.omit = frozenset(
+        {"max_points_possible", "rank", "challenge_retired", "nist_nice_work_roles", "points_earned"}
+    )
     alice.flash_ctfs = [FlashCtfResult("Flash CTF: Bits", NOW - 50, [fake.dataset.solve(NOW - 40)])]
     (item,) = client.get_flash_ctf_progress("alice").flash_ctfs
     assert (item.max_points_possible, item.rank, item.points_earned) == (None, None, None)

@@ -140,10 +140,11 @@ def test_a_batch_is_not_cut_inside_a_streak_of_failures(pool):
     assert flushed == [[0, 1], [2, 3, 4], [5]]
 
 
-def _run(answers, **options):
-    flushed = []
+def _run(answers, flushed=None, **options):
+    flushed = [] if flushed is None else flushed
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = fetch_in_order(pool, iter(range(len(answers))), answers.__getitem__, window=2, keep_going=lambda: True)
+        items = iter(range(len(answers)))
+        results = fetch_in_order(pool, items, answers.__getitem__, window=2, keep_going=lambda: True)
         end = _drain(flushed, **options).run(results)
     return end, flushed
 
@@ -161,14 +162,16 @@ def test_refusals_before_the_first_answer_are_held_until_one_comes():
 
 
 def test_the_first_ten_refused_with_no_answer_is_a_configuration_error_and_writes_nothing():
+    flushed = []
     with pytest.raises(EveryoneRefused, match=f"all {REFUSAL_THRESHOLD} users.*GAME_PLATFORM_API_TOKEN"):
-        _run(["403"] * (REFUSAL_THRESHOLD + 5) + ["ok"], batch_size=3)
+        _run(["403"] * (REFUSAL_THRESHOLD + 5) + ["ok"], flushed, batch_size=3)
+    assert flushed == []
 
 
 def test_a_small_run_refused_to_the_last_user_is_a_configuration_error_too():
     flushed = []
     with pytest.raises(EveryoneRefused, match="all 3 users"):
-        end, flushed = _run(["403", "403", "403"], batch_size=2)
+        _run(["403", "403", "403"], flushed, batch_size=2)
     assert flushed == []
 
 

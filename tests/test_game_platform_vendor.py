@@ -156,9 +156,9 @@ def test_a_404_on_flash_ctf_progress_alone_keeps_the_odl_results(fake, db, sql, 
     assert state_of(sql, uid)["last_result"] == "updated"
     assert state_of(sql, uid)["needs_totals_refresh"] is True
     assert competitor_of(sql, uid)["game_platform_sync_error"] is None
-    assert count(
-        sql, "select count(*) from game_platform_challenge_solves where syned_user_id = %s", (uid,)
-    ) == len(user.odl_solves)
+    assert count(sql, "select count(*) from game_platform_challenge_solves where syned_user_id = %s", (uid,)) == len(
+        user.odl_solves
+    )
     assert count(sql, "select count(*) from game_platform_flash_ctf_events where syned_user_id = %s", (uid,)) == 0
 
 
@@ -230,11 +230,14 @@ def test_a_solve_listed_twice_in_one_answer_is_stored_once_the_last_one_winning(
     assert (row["challenge_title"], row["challenge_points"]) == ("Second thoughts", 5)
     assert row["raw_payload"]["challenge_title"] == "Second thoughts"
     assert solve_row(sql, uid, second.challenge_solve_id)["challenge_category"] == "forensics"
-    assert count(
-        sql,
-        "select count(*) from game_platform_challenge_solves where syned_user_id = %s and challenge_solve_id = %s",
-        (uid, first.challenge_solve_id),
-    ) == 1
+    assert (
+        count(
+            sql,
+            "select count(*) from game_platform_challenge_solves where syned_user_id = %s and challenge_solve_id = %s",
+            (uid, first.challenge_solve_id),
+        )
+        == 1
+    )
 
 
 def test_solves_and_events_keep_the_vendors_item_as_received(fake, db, sql, settings, roster):

@@ -752,7 +752,9 @@ def run_output(
                 "startedAt": progress.started_at.isoformat(),
                 "fullSync": progress.full_sync,
                 "flashCtfProgress": "all users" if progress.flash_for_all else "first-time users only",
-                "incrementalWindow": "ignored (forceFullSync)" if progress.ignore_window else "since each user's last sync",
+                "incrementalWindow": (
+                    "ignored (forceFullSync)" if progress.ignore_window else "since each user's last sync"
+                ),
                 "invocations": progress.invocations,
                 **progress.counts(),
                 "errors": [e.model_dump() for e in progress.errors],

@@ -99,3 +99,61 @@ begin
     drop table _renamed_event_ids;
 end
 $event_ids$;
+
+-- The payload options (sync `forceFullSync`, `forceFlashCtfSync`; sweep
+-- `forceAll`) are now part of every stored payload, defaults filled in. The
+-- scheduled enqueues must store exactly what the admin triggers store (they
+-- deduplicate on it), so `job_queue_schedule_definitions()` of
+-- 20261128000900_supabase_schedules.sql is redefined whole with the new
+-- payloads, and pg_cron's jobs, where pg_cron is installed, are re-installed.
+create or replace function public.job_queue_schedule_definitions()
+returns table (job_name text, schedule text, command text, needs_pg_net boolean, description text)
+language sql
+immutable
+set search_path = public, pg_temp
+as $defs$
+    values
+    (
+        'job-queue-game-platform-sync',
+        '*/30 * * * *',
+        $cmd$select job_id, deduplicated from public.job_queue_enqueue_unique('game_platform_sync', '{"dryRun": false, "coachId": null, "forceFullSync": false, "forceFlashCtfSync": false}'::jsonb, public.job_queue_payload_key('{"dryRun": false, "coachId": null, "forceFullSync": false, "forceFlashCtfSync": false}'::jsonb))$cmd$,
+        false,
+        'Incremental Game Platform sync every 30 minutes (deduplicated against pending/processing equals).'
+    ),
+    (
+        'job-queue-game-platform-totals-sweep',
+        '0 * * * *',
+        $cmd$select job_id, deduplicated from public.job_queue_enqueue_unique('game_platform_totals_sweep', '{"dryRun": false, "coachId": null, "batchSize": 100, "forceAll": false}'::jsonb, public.job_queue_payload_key('{"dryRun": false, "coachId": null, "batchSize": 100, "forceAll": false}'::jsonb))$cmd$,
+        false,
+        'Totals sweep of flagged competitors every hour (deduplicated against pending/processing equals).'
+    ),
+    (
+        'job-queue-cleanup',
+        '17 3 * * *',
+        $cmd$select public.job_queue_cleanup(interval '30 days')$cmd$,
+        false,
+        'Daily at 03:17 UTC: delete finished jobs and worker runs older than 30 days, in bounded batches.'
+    ),
+    (
+        -- Drains the queue from the database side, e.g. on Vercel Hobby where
+        -- Vercel Cron may run only once a day. pg_net POSTs asynchronously after
+        -- the transaction commits; the worker keeps running after pg_net's
+        -- timeout. Until both Vault secrets exist the command sends nothing.
+        'job-queue-worker-ping',
+        '*/5 * * * *',
+        $cmd$select net.http_post(url := s.endpoint, body := '{}'::jsonb, headers := jsonb_build_object('Content-Type', 'application/json', 'x-job-runner-secret', s.secret), timeout_milliseconds := 5000) as request_id from (select (select decrypted_secret from vault.decrypted_secrets where name = 'job_queue_worker_endpoint') as endpoint, (select decrypted_secret from vault.decrypted_secrets where name = 'job_queue_runner_secret') as secret) s where s.endpoint is not null and s.secret is not null$cmd$,
+        true,
+        'Every 5 minutes: POST the worker (Vault secrets job_queue_worker_endpoint, job_queue_runner_secret) with x-job-runner-secret. Needs pg_net and Vault.'
+    )
+$defs$;
+
+comment on function public.job_queue_schedule_definitions() is
+    'The Supabase schedules of the job queue: pg_cron job name, cron expression (UTC), SQL command.';
+
+do $schedules$
+begin
+    if exists (select from pg_extension where extname = 'pg_cron') then
+        perform public.job_queue_install_schedules();
+    end if;
+end
+$schedules$;

@@ -289,8 +289,9 @@ select t.id, t.game_platform_id,
  limit %(limit)s
 """
 
-# Which of our linked teams each platform user is on locally (a competitor is on
-# at most one team in the app; should there be more, one is picked consistently).
+# Which of our synced teams (linked, coach approved) each platform user is on
+# locally: that team's sync assigns them. A competitor is on at most one team
+# in the app; should there be more, one is picked consistently.
 LINKED_TEAM_OF_USERS = """
 select distinct on (c.game_platform_id) c.game_platform_id as syned_user_id, t.game_platform_id as team
   from team_members m
@@ -298,6 +299,8 @@ select distinct on (c.game_platform_id) c.game_platform_id as syned_user_id, t.g
   join teams t on t.id = m.team_id
  where c.game_platform_id is not null and c.game_platform_id <> ''
    and t.game_platform_id is not null and t.game_platform_id <> ''
+   and exists (select 1 from profiles p
+                where p.id = t.coach_id and p.role::text = 'coach' and p.is_approved is not false)
  order by c.game_platform_id, t.game_platform_id
 """
 

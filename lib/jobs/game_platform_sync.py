@@ -554,7 +554,7 @@ class _SyncRun:
             return TeamSync(error=exc)
 
     def _moves_to_another_team(self, syned_user_id: str, team: LinkedTeam) -> bool:
-        """Is the user on another of our linked teams locally (so that team's sync assigns them there)?"""
+        """Is the user on another of our synced teams locally (so that team's sync assigns them there)?"""
         home = self._linked_team_of.get(syned_user_id)
         return home is not None and home != team.game_platform_id
 

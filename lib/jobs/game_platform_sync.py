@@ -92,7 +92,7 @@ class CompetitorCounts(BaseModel):
     new_solves: int = 0
     solves_changed: int = 0  # solves already stored that the vendor now describes differently
     flash_ctf_events_changed: int = 0
-    without_flash_ctf_progress: int = 0  # flash-CTF progress asked for, answered 404
+    without_flash_ctf_progress: int = 0  # flash-CTF progress asked for, answered 404 (or 403)
 
 
 class TeamCounts(BaseModel):
@@ -161,7 +161,7 @@ class UserFetch:
     deferred: bool = False
 
 
-MemberStatus = Literal["assigned", "already_assigned", "removed", "no_platform_id", "failed"]
+MemberStatus = Literal["assigned", "already_assigned", "no_platform_id", "failed"]
 
 
 @dataclass(frozen=True)

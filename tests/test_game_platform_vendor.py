@@ -140,6 +140,18 @@ def test_the_sweep_reports_a_user_not_approved_and_goes_on(fake, db, sql, settin
     assert "not approved" in state["totals_error"]
 
 
+def test_a_sweep_refused_on_every_call_is_a_configuration_error(fake, db, sql, settings, roster):
+    run(db, settings)
+    fake.inject(Fault(status=403, detail="Invalid API key"))
+    job = run(db, settings, SWEEP)
+    assert job["status"] == "pending"
+    assert "GAME_PLATFORM_API_TOKEN" in job["last_error"]
+    assert count(sql, "select count(*) from game_platform_sync_state where needs_totals_refresh") == len(
+        fake.dataset.competitors()
+    ), "every flag stays for the retry"
+    assert count(sql, "select count(*) from game_platform_sync_state where totals_error is not null") == 0
+
+
 # -- 2. 404 on flash-CTF progress alone ------------------------------------------------------
 
 

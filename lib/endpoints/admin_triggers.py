@@ -14,19 +14,13 @@ from typing import Any
 
 from lib.auth.admin import admin_connection
 from lib.http import Request, Response, json_response
-from lib.jobs.game_platform_payloads import (
-    SYNC_TASK_TYPE,
-    TOTALS_SWEEP_TASK_TYPE,
-    GamePlatformRequest,
-    SweepRequest,
-    SyncRequest,
-)
+from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
 from lib.observability import log
 from lib.queue import Queue
 from lib.settings import get_settings
 
 
-def _trigger(request: Request, model: type[GamePlatformRequest], task_type: str, message: str) -> Response:
+def _trigger(request: Request, model: type[SyncRequest | SweepRequest], task_type: str, message: str) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
         params = request.input(model)

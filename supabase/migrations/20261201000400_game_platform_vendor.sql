@@ -101,11 +101,39 @@ end
 $event_ids$;
 
 -- The payload options (sync `forceFullSync`, `forceFlashCtfSync`; sweep
--- `forceAll`) are now part of every stored payload, defaults filled in. The
--- scheduled enqueues must store exactly what the admin triggers store (they
--- deduplicate on it), so `job_queue_schedule_definitions()` of
--- 20261128000900_supabase_schedules.sql is redefined whole with the new
--- payloads, and pg_cron's jobs, where pg_cron is installed, are re-installed.
+-- `forceAll`) are now part of every stored payload, defaults filled in, and
+-- whatever enqueues on a schedule must store exactly what the admin triggers
+-- store (they deduplicate on it):
+-- * schedules kept as rows (`job_queue_schedules`, where that table exists)
+--   gain the new keys with their defaults, keeping every value they have;
+-- * where pg_cron's commands of 20261128000900_supabase_schedules.sql still
+--   enqueue the Game Platform jobs with the old payloads,
+--   `job_queue_schedule_definitions()` is redefined whole with the new ones
+--   (nothing else changed) and pg_cron's jobs, where pg_cron is installed, are
+--   re-installed. Where the definitions no longer enqueue those jobs, they are
+--   left as they are.
+do $schedules$
+begin
+    if to_regclass('public.job_queue_schedules') is not null then
+        update public.job_queue_schedules
+           set payload = '{"forceFullSync": false, "forceFlashCtfSync": false}'::jsonb || payload
+         where task_type = 'game_platform_sync'
+           and not (payload ? 'forceFullSync' and payload ? 'forceFlashCtfSync');
+        update public.job_queue_schedules
+           set payload = '{"forceAll": false}'::jsonb || payload
+         where task_type = 'game_platform_totals_sweep' and not payload ? 'forceAll';
+    end if;
+
+    if to_regprocedure('public.job_queue_schedule_definitions()') is null
+       or not exists (
+           select 1 from public.job_queue_schedule_definitions() d
+            where d.command like '%''{"dryRun": false, "coachId": null}''::jsonb%'
+               or d.command like '%''{"dryRun": false, "coachId": null, "batchSize": 100}''::jsonb%')
+    then
+        return;
+    end if;
+
+    execute $redefine$
 create or replace function public.job_queue_schedule_definitions()
 returns table (job_name text, schedule text, command text, needs_pg_net boolean, description text)
 language sql
@@ -149,9 +177,8 @@ $defs$;
 
 comment on function public.job_queue_schedule_definitions() is
     'The Supabase schedules of the job queue: pg_cron job name, cron expression (UTC), SQL command.';
+$redefine$;
 
-do $schedules$
-begin
     if exists (select from pg_extension where extname = 'pg_cron') then
         perform public.job_queue_install_schedules();
     end if;

@@ -13,6 +13,7 @@ and gets request parsing, the 64 KiB body limit, JSON responses, the error shape
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
@@ -27,14 +28,17 @@ from lib.errors import (
     DatabaseUnavailable,
     InvalidJson,
     InvalidRequest,
+    LengthRequired,
     MethodNotAllowed,
     PayloadTooLarge,
     ServerMisconfigured,
 )
+from lib.json_input import UnsafeInput, parse_json, text_problem
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
+REQUEST_READ_TIMEOUT_SECONDS = 20.0
 SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -76,9 +80,9 @@ class Request(NamedTuple):
         if not self.body.strip():
             return {}
         try:
-            data = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidJson(f"The body is not valid JSON: {exc}.") from None
+            data = parse_json(self.body)
+        except UnsafeInput as exc:
+            raise InvalidJson(exc.message, details=exc.details) from None
         if not isinstance(data, dict):
             raise InvalidRequest("The body must be a JSON object.")
         return data
@@ -168,18 +172,63 @@ def vercel_handler(**routes: Endpoint) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+# Status → (error code, message) for requests refused before an endpoint sees them.
+_PROTOCOL_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request", "The request line or its headers are malformed."),
+    408: ("request_timeout", "The request was not received in time."),
+    411: ("length_required", "Send the body with a Content-Length header; chunked bodies are not accepted."),
+    413: ("payload_too_large", f"The body may be at most {MAX_BODY_BYTES} bytes."),
+    414: ("uri_too_long", "The request line is too long."),
+    431: ("header_fields_too_large", "A header line is too long, or there are too many headers."),
+    501: ("not_implemented", "This HTTP method is not implemented."),
+    505: ("http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served."),
+}
+
+
+def _header_problems(headers: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Headers whose values cannot be used as text: every header is checked, not only those read today."""
+    details = []
+    for name, value in headers.items():
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            field = f"headers.{name}" if text_problem(name) is None else "headers"
+            details.append({"field": field, "message": problem, "type": "unstorable_text"})
+    return details
+
+
+def _query_problems(query: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    details = []
+    for name, value in query:
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            field = name if text_problem(name) is None else "query"
+            details.append({"field": field, "message": problem, "type": "unstorable_text"})
+    return details
+
+
 class _Handler(BaseHTTPRequestHandler):
     routes: ClassVar[dict[str, Endpoint]] = {}
     server_version = "job-queue"
     sys_version = ""
+    # Socket timeout for reading the request (and writing the answer): a client
+    # that sends half a request releases its thread after this long instead of
+    # holding it forever. It does not limit how long an endpoint may run.
+    timeout = REQUEST_READ_TIMEOUT_SECONDS
 
     def _serve(self) -> None:
-        request_or_error = self._read_request()
+        try:
+            request_or_error = self._read_request()
+        except TimeoutError:
+            self.send_error(408)
+            return
         if isinstance(request_or_error, Response):
             response = request_or_error
         else:
             response = dispatch(self.routes, request_or_error)
-        self._send(response)
+        try:
+            self._send(response)
+        except OSError:
+            self.close_connection = True  # the client left before the answer; nothing to tell it
 
     def _read_request(self) -> Request | Response:
         split = urlsplit(self.path)
@@ -188,15 +237,54 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             return _error_response(InvalidRequest("The query string is malformed."))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        length_header = headers.get("content-length", "0").strip() or "0"
-        if not length_header.isdigit():
-            return _error_response(InvalidRequest("Content-Length must be a whole number."))
-        length = int(length_header)
-        if length > MAX_BODY_BYTES:
+        if "transfer-encoding" in headers:
             self.close_connection = True  # the unread body must not be parsed as a next request
-            return _error_response(PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes."))
+            return _error_response(LengthRequired(_PROTOCOL_ERRORS[411][1]))
+        lengths = {value.strip() for value in self.headers.get_all("content-length") or ()}
+        if len(lengths) > 1:
+            self.close_connection = True
+            return _error_response(InvalidRequest("Send one Content-Length header."))
+        length_header = lengths.pop() if lengths else "0"
+        # ASCII digits only: str.isdigit() and int() also take "²" or "١".
+        if not (length_header.isascii() and length_header.isdigit()):
+            self.close_connection = True
+            return _error_response(InvalidRequest("Content-Length must be a whole number."))
+        if len(length_header) > 18 or int(length_header) > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body must not be parsed as a next request
+            return _error_response(PayloadTooLarge(_PROTOCOL_ERRORS[413][1]))
+        length = int(length_header)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:
+            self.close_connection = True
+            return _error_response(InvalidRequest(f"The body ended after {len(body)} of {length} bytes."))
+        problems = _header_problems(headers) + _query_problems(query)
+        if problems:
+            return _error_response(InvalidRequest("The request holds text that cannot be used.", details=problems))
         return Request(method=self.command, path=split.path, query=query, headers=headers, body=body)
+
+    def parse_request(self) -> bool:
+        try:
+            return super().parse_request()
+        except TimeoutError:
+            self.send_error(408)
+            return False
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every refusal the stdlib makes (bad request line, oversized headers, unknown method) as JSON.
+
+        The stdlib's own messages quote the request line, which may carry a
+        token in its query string: they are not used.
+        """
+        status = int(code)
+        error, text = _PROTOCOL_ERRORS.get(status, ("invalid_request", "The request is malformed."))
+        if self.request_version in ("", "HTTP/0.9"):
+            self.request_version = "HTTP/1.0"  # so a status line and headers are written
+        self.close_connection = True
+        headers = {"Connection": "close"}
+        if status == 501 and self.routes:
+            headers["Allow"] = ", ".join(sorted(self.routes))
+        with contextlib.suppress(OSError):  # the client may already be gone
+            self._send(Response(status=status, body={"error": error, "message": text}, headers=headers))
 
     def _send(self, response: Response) -> None:
         payload = json.dumps(response.body, default=str, separators=(",", ":")).encode()
@@ -209,6 +297,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the stdlib's stderr access log; requests are logged as JSON by the endpoints."""

@@ -30,6 +30,7 @@ from scripts.devserver.cron import (
 )
 from scripts.devserver.routes import DevHttpServer, RouteTable, discover_api_files
 from scripts.devserver.seed import ADMIN_ID, demo_id
+from scripts.local_http import LocalHTTPServer
 from scripts.local_pg import create_database, drop_database
 from tests.support.api import request
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, cron_headers, runner_headers
@@ -346,7 +347,7 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
 # -- cron --------------------------------------------------------------------------------------
 
 
-class RecordingServer(http.server.ThreadingHTTPServer):
+class RecordingServer(LocalHTTPServer):
     """Records each request's method, path and headers; answers 200 {}."""
 
     def __init__(self) -> None:

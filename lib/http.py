@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -39,6 +41,11 @@ from lib.settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_READ_TIMEOUT_SECONDS = 20.0
+# After refusing a request whose bytes were not all read, keep reading (and
+# dropping) them for a moment before closing: closing a socket with unread input
+# sends a TCP reset, which can destroy the refusal before the client reads it.
+LINGER_SECONDS = 2.0
+LINGER_MAX_BYTES = 1024 * 1024
 SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -180,8 +187,12 @@ _PROTOCOL_ERRORS: dict[int, tuple[str, str]] = {
     413: ("payload_too_large", f"The body may be at most {MAX_BODY_BYTES} bytes."),
     414: ("uri_too_long", "The request line is too long."),
     431: ("header_fields_too_large", "A header line is too long, or there are too many headers."),
-    501: ("not_implemented", "This HTTP method is not implemented."),
-    505: ("http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served."),
+}
+# The stdlib answers these two with a 5xx; the caller sent something this server
+# will never serve, which is a client error: 405 (with Allow) and 400.
+_CLIENT_ERROR_FOR = {
+    501: (405, "method_not_allowed", "This method is not served here."),
+    505: (400, "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served."),
 }
 
 
@@ -204,6 +215,22 @@ def _query_problems(query: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
             field = name if text_problem(name) is None else "query"
             details.append({"field": field, "message": problem, "type": "unstorable_text"})
     return details
+
+
+def _linger(connection: socket.socket) -> None:
+    """Half-close, then read and drop what the client still sends, until it closes or LINGER_SECONDS pass."""
+    deadline = time.monotonic() + LINGER_SECONDS
+    try:
+        connection.shutdown(socket.SHUT_WR)
+        drained = 0
+        while drained < LINGER_MAX_BYTES and (remaining := deadline - time.monotonic()) > 0:
+            connection.settimeout(remaining)
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            drained += len(chunk)
+    except OSError:
+        return
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -254,6 +281,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _error_response(PayloadTooLarge(_PROTOCOL_ERRORS[413][1]))
         length = int(length_header)
         body = self.rfile.read(length) if length else b""
+        self._request_consumed = True
         if len(body) < length:
             self.close_connection = True
             return _error_response(InvalidRequest(f"The body ended after {len(body)} of {length} bytes."))
@@ -263,6 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
         return Request(method=self.command, path=split.path, query=query, headers=headers, body=body)
 
     def parse_request(self) -> bool:
+        self._request_consumed = False
         try:
             return super().parse_request()
         except TimeoutError:
@@ -276,15 +305,25 @@ class _Handler(BaseHTTPRequestHandler):
         token in its query string: they are not used.
         """
         status = int(code)
-        error, text = _PROTOCOL_ERRORS.get(status, ("invalid_request", "The request is malformed."))
+        headers = {"Connection": "close"}
+        if status in _CLIENT_ERROR_FOR:
+            status, error, text = _CLIENT_ERROR_FOR[status]
+            if status == 405:
+                allow = ", ".join(sorted(self.routes))
+                headers["Allow"] = allow
+                text = f"This method is not served here; use {allow}."
+        else:
+            error, text = _PROTOCOL_ERRORS.get(status, ("invalid_request", "The request is malformed."))
         if self.request_version in ("", "HTTP/0.9"):
             self.request_version = "HTTP/1.0"  # so a status line and headers are written
         self.close_connection = True
-        headers = {"Connection": "close"}
-        if status == 501 and self.routes:
-            headers["Allow"] = ", ".join(sorted(self.routes))
         with contextlib.suppress(OSError):  # the client may already be gone
             self._send(Response(status=status, body={"error": error, "message": text}, headers=headers))
+
+    def finish(self) -> None:
+        super().finish()
+        if not getattr(self, "_request_consumed", False):
+            _linger(self.connection)
 
     def _send(self, response: Response) -> None:
         payload = json.dumps(response.body, default=str, separators=(",", ":")).encode()

@@ -123,7 +123,7 @@ def test_body_shorter_than_its_content_length_is_a_400(worker_api):
         pytest.param(b"GET / HTTP/x.y\r\n\r\n", 400, "invalid_request", id="bad-version"),
         pytest.param(b"GET / HTTP/\xc2\xb2.1\r\n\r\n", 400, "invalid_request", id="unicode-digit-version"),
         pytest.param(b"GET /a b c HTTP/1.1\r\n\r\n", 400, "invalid_request", id="four-words"),
-        pytest.param(b"GET / HTTP/2.0\r\n\r\n", 505, "http_version_not_supported", id="http-2"),
+        pytest.param(b"GET / HTTP/2.0\r\n\r\n", 400, "http_version_not_supported", id="http-2"),
         pytest.param(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "uri_too_long", id="long-request-line"),
         pytest.param(
             b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431, "header_fields_too_large", id="long-header"
@@ -134,8 +134,8 @@ def test_body_shorter_than_its_content_length_is_a_400(worker_api):
             "header_fields_too_large",
             id="too-many-headers",
         ),
-        pytest.param(b"FOO /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n", 501, "not_implemented", id="unknown-method"),
-        pytest.param(b"TRACE /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n", 501, "not_implemented", id="trace"),
+        pytest.param(b"FOO /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed", id="unknown-method"),
+        pytest.param(b"TRACE /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed", id="trace"),
     ],
 )
 def test_malformed_request_line_or_headers_get_a_json_error(worker_api, capfd, raw, status, error):

@@ -293,10 +293,15 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         self._request_consumed = False
         try:
-            return super().parse_request()
+            parsed = super().parse_request()
         except TimeoutError:
             self.send_error(408)
             return False
+        if parsed and self.request_version == "HTTP/0.9":
+            # "GET /path" alone: an HTTP/0.9 answer would be a bare body, no status, no headers.
+            self.send_error(400)
+            return False
+        return parsed
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """Every refusal the stdlib makes (bad request line, oversized headers, unknown method) as JSON.

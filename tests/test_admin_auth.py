@@ -599,12 +599,12 @@ def test_profiles_migration_keeps_an_existing_app_table_and_its_rows(admin_conni
     conninfo = create_database(admin_conninfo, prefix="jq_profiles")
     try:
         user = uuid.uuid4()
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
             ensure_supabase_compatibility(conn)
             conn.execute("create table public.profiles (id uuid primary key, role text not null, full_name text)")
             conn.execute("insert into public.profiles values (%s, 'admin', 'Ada')", (user,))
         apply_migrations(conninfo)
-        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
             row = conn.execute("select * from public.profiles").fetchone()
             assert row["id"] == user
             assert row["role"] == "admin"

@@ -137,7 +137,7 @@ def test_once_on_a_given_database_migrates_it_never_seeds_it_and_exits_1_when_a_
     # Without a seeded admin it enqueues with the pg_cron migration's own commands.
     assert "pg_cron command of job-queue-game-platform-sync" in ok.stdout
     assert not (tmp_path / "dev" / "pgdata").exists(), "no embedded server when DATABASE_URL is given"
-    with psycopg.connect(given_database, autocommit=True) as conn:
+    with psycopg.connect(given_database, autocommit=True, prepare_threshold=None) as conn:
         assert conn.execute("select count(*) from profiles").fetchone() == (0,)
         assert conn.execute("select count(*) from competitors").fetchone() == (0,)
         conn.execute("insert into job_queue (task_type) values ('no_such_task')")

@@ -120,6 +120,7 @@ def test_body_shorter_than_its_content_length_is_a_400(worker_api):
     [
         pytest.param(b"GARBAGE\r\n\r\n", 400, "invalid_request", id="one-word"),
         pytest.param(b"POST /api/jobs/run\r\n\r\n", 400, "invalid_request", id="http-0.9-post"),
+        pytest.param(b"GET /api/jobs/run\r\n\r\n", 400, "invalid_request", id="http-0.9-get"),
         pytest.param(b"GET / HTTP/x.y\r\n\r\n", 400, "invalid_request", id="bad-version"),
         pytest.param(b"GET / HTTP/\xc2\xb2.1\r\n\r\n", 400, "invalid_request", id="unicode-digit-version"),
         pytest.param(b"GET /a b c HTTP/1.1\r\n\r\n", 400, "invalid_request", id="four-words"),

@@ -151,11 +151,11 @@ def test_live_lease_is_not_reclaimed(queue):
 
 def test_concurrent_claims_never_share_a_job(clean_db):
     """Open transactions hold their claims; SKIP LOCKED hands others the rest."""
-    with psycopg.connect(clean_db, autocommit=True) as setup:
+    with psycopg.connect(clean_db, autocommit=True, prepare_threshold=None) as setup:
         for _ in range(6):
             setup.execute("select job_queue_enqueue('t', '{}'::jsonb, now(), 3)")
-    a = psycopg.connect(clean_db)
-    b = psycopg.connect(clean_db)
+    a = psycopg.connect(clean_db, prepare_threshold=None)
+    b = psycopg.connect(clean_db, prepare_threshold=None)
     try:
         first = {r[0] for r in a.execute("select id from job_queue_claim(4)").fetchall()}
         second = {r[0] for r in b.execute("select id from job_queue_claim(4)").fetchall()}

@@ -9,6 +9,13 @@ file therefore builds its class here from a method → endpoint map:
 and gets request parsing, the 64 KiB body limit, JSON responses, the error shape
 `{"error", "message", "details"?}`, 405 for methods it does not serve, and a 500
 (logged and sent to Sentry) only for bugs.
+
+Input no endpoint could use is refused here, once, before any endpoint runs:
+malformed request lines and headers (the stdlib's refusals, answered as JSON),
+a Content-Length that is not ASCII digits, chunked bodies, a request not sent
+within REQUEST_READ_TIMEOUT_SECONDS, and text PostgreSQL cannot store (NUL, lone
+surrogates) in any query parameter, header or JSON body, which is also parsed
+with a nesting limit (`lib.json_input`). docs/input-and-sessions.md lists them.
 """
 
 from __future__ import annotations
@@ -248,6 +255,12 @@ class _Handler(BaseHTTPRequestHandler):
         except TimeoutError:
             self.send_error(408)
             return
+        except Exception as exc:  # noqa: BLE001 - a bug in reading the request must still get an answer
+            log_exception("http.bug", exc, path=self.path[:200], method=self.command)
+            request_or_error = Response(
+                status=500,
+                body={"error": "internal_error", "message": "An unexpected error occurred; it has been reported."},
+            )
         if isinstance(request_or_error, Response):
             response = request_or_error
         else:
@@ -258,11 +271,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the client left before the answer; nothing to tell it
 
     def _read_request(self) -> Request | Response:
-        split = urlsplit(self.path)
         try:
+            split = urlsplit(self.path)  # an absolute-form target may hold a malformed host: "http://[::1/"
             query = tuple(parse_qsl(split.query, keep_blank_values=True, strict_parsing=False))
         except ValueError:
-            return _error_response(InvalidRequest("The query string is malformed."))
+            return _error_response(InvalidRequest("The request target or its query string is malformed."))
         headers = {k.lower(): v for k, v in self.headers.items()}
         if "transfer-encoding" in headers:
             self.close_connection = True  # the unread body must not be parsed as a next request

@@ -339,6 +339,9 @@ RAW_REQUEST_LINES = st.sampled_from(
         b"\x00\x01\x02",
         b"GET {path}?a=\x00 HTTP/1.1",
         b"GET {path} {path} HTTP/1.1",
+        b"GET http://[::1{path} HTTP/1.1",
+        b"POST http://localhost:99999{path} HTTP/1.1",
+        b"GET //evil.example{path} HTTP/1.1",
         b"GET {path}" + b"x" * 70_000 + b" HTTP/1.1",
     ]
 )

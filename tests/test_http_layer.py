@@ -124,6 +124,9 @@ def test_body_shorter_than_its_content_length_is_a_400(worker_api):
         pytest.param(b"GET / HTTP/x.y\r\n\r\n", 400, "invalid_request", id="bad-version"),
         pytest.param(b"GET / HTTP/\xc2\xb2.1\r\n\r\n", 400, "invalid_request", id="unicode-digit-version"),
         pytest.param(b"GET /a b c HTTP/1.1\r\n\r\n", 400, "invalid_request", id="four-words"),
+        pytest.param(
+            b"GET http://[::1/api/jobs/run HTTP/1.1\r\n\r\n", 400, "invalid_request", id="bad-absolute-target"
+        ),
         pytest.param(b"GET / HTTP/2.0\r\n\r\n", 400, "http_version_not_supported", id="http-2"),
         pytest.param(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "uri_too_long", id="long-request-line"),
         pytest.param(

@@ -62,6 +62,10 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class LengthRequired(ApiError):
+    status, code = 411, "length_required"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 

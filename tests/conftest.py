@@ -62,7 +62,7 @@ def direct_database_url(database_url: str) -> str:
 
 
 def _reset_tables(conninfo: str) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         tables = [
             r[0]
             for r in conn.execute(
@@ -129,7 +129,7 @@ def sql(clean_db: str) -> Iterator[psycopg.Connection]:
     """A plain autocommit connection for arranging and inspecting state."""
     from psycopg.rows import dict_row
 
-    with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row) as conn:
+    with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
         yield conn
 
 

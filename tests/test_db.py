@@ -10,9 +10,14 @@ from lib.settings import load_settings
 
 
 @pytest.fixture
-def settings(clean_db):
+def settings(clean_db, direct_database_url):
+    """The bundle's settings on a direct connection: these tests tell connections apart by backend pid.
+
+    Through a transaction pooler one client connection is not one backend, so
+    the pid says nothing about which client connection was kept.
+    """
     close_kept_connections()
-    yield load_settings({"DATABASE_URL": clean_db})
+    yield load_settings({"DATABASE_URL": direct_database_url})
     close_kept_connections()
 
 

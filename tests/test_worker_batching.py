@@ -83,7 +83,7 @@ def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_d
     first = _enqueue(sql, "noop", 2)
 
     def cancel_the_first(ctx: JobContext, payload):
-        with psycopg.connect(clean_db, autocommit=True) as other:
+        with psycopg.connect(clean_db, autocommit=True, prepare_threshold=None) as other:
             other.execute("select job_queue_cancel(%s)", (first,))
 
     worker = _worker(db, clean_db, TaskSpec("cancel_first", Payload, cancel_the_first))

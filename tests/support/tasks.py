@@ -64,11 +64,11 @@ def _sleep(ctx: JobContext, payload: SleepPayload) -> dict[str, float]:
 
 
 TEST_TASKS = [
-    TaskSpec("test_noop", AnyPayload, _noop),
-    TaskSpec("test_boom", AnyPayload, _boom),
-    TaskSpec("test_permanent", AnyPayload, _permanent),
-    TaskSpec("test_retry_later", AnyPayload, _retry_later),
-    TaskSpec("test_sleep", SleepPayload, _sleep),
+    TaskSpec("test_noop", AnyPayload, _noop, quick=True),
+    TaskSpec("test_boom", AnyPayload, _boom, quick=True),
+    TaskSpec("test_permanent", AnyPayload, _permanent, quick=True),
+    TaskSpec("test_retry_later", AnyPayload, _retry_later, quick=True),
+    TaskSpec("test_sleep", SleepPayload, _sleep),  # may be long: successes held before it are written first
 ]
 
 

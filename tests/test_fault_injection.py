@@ -36,6 +36,8 @@ WORKER_ENV = {
     "DB_CONNECT_TIMEOUT_SECONDS": "2",
 }
 ROUNDS = int(os.environ.get("FAULT_ROUNDS", "6"))
+# FAULT_MIX=quick: every drill job quick (50 ms), the worst case for held successes.
+QUICK_ONLY = os.environ.get("FAULT_MIX", "mixed") == "quick"
 
 
 def _seed() -> int:
@@ -67,6 +69,8 @@ def _enqueue(conninfo: str, jobs: list[tuple[str, dict[str, object]]]) -> list[s
 
 def _mixed_jobs(rng: random.Random, n: int) -> list[tuple[str, dict[str, object]]]:
     """Mostly quick no-ops, some short sleeps (not quick)."""
+    if QUICK_ONLY:
+        return [("test_quick_sleep", {"seconds": 0.05})] * n
     return [("test_sleep", {"seconds": 0.15}) if rng.random() < 0.25 else ("test_noop", {}) for _ in range(n)]
 
 

@@ -91,6 +91,7 @@ TEST_TASKS = [
     TaskSpec("test_permanent", AnyPayload, _permanent, quick=True),
     TaskSpec("test_retry_later", AnyPayload, _retry_later, quick=True),
     TaskSpec("test_sleep", SleepPayload, _sleep),  # may be long: successes held before it are written first
+    TaskSpec("test_quick_sleep", SleepPayload, _sleep, quick=True),  # declared quick: its successes are held
 ]
 
 

@@ -35,6 +35,7 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from lib.errors import DatabaseNotMigrated, DatabaseUnavailable, ServerMisconfigured
+from lib.observability import log
 from lib.settings import Settings, get_settings, secret_value
 
 Params = Sequence[Any] | dict[str, Any] | None
@@ -129,7 +130,7 @@ class Database:
 
     def _execute_once(self, query: LiteralString, params: Params, repeatable: bool) -> psycopg.Cursor[Row]:
         if self._may_replace() and _found_dead(self.conn):
-            self._replace()  # nothing was sent on the dead connection
+            self._replace("found dead before sending")  # nothing was sent on the dead connection
         try:
             return self.conn.execute(query, params)
         except psycopg.OperationalError:
@@ -137,18 +138,19 @@ class Database:
                 raise
         # The statement may have run before the connection failed; its caller says
         # running it again is harmless.
-        self._replace()
+        self._replace("failed after sending a repeatable statement")
         return self.conn.execute(query, params)
 
     def _may_replace(self) -> bool:
         return self._reopen is not None and self._transactions == 0
 
-    def _replace(self) -> None:
+    def _replace(self, reason: str) -> None:
         assert self._reopen is not None
         with contextlib.suppress(Exception):
             self.conn.close()
         self.conn = self._reopen()
         self.reconnects += 1
+        log("db.reconnected", "warning", reason=reason)
 
     def fetchall(self, query: LiteralString, params: Params = None, *, repeatable: bool = False) -> list[Row]:
         return self.execute(query, params, repeatable=repeatable).fetchall()
@@ -160,7 +162,7 @@ class Database:
     def transaction(self) -> Iterator[None]:
         """Group statements atomically (BEGIN/COMMIT are sent by psycopg). Nothing inside is re-sent."""
         if self._may_replace() and _found_dead(self.conn):
-            self._replace()
+            self._replace("found dead before a transaction")
         self._transactions += 1
         try:
             with self.conn.transaction():

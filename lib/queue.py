@@ -129,7 +129,8 @@ class Queue:
             (task_type, Jsonb(payload if payload is not None else {}), run_at, max_attempts),
         )
         assert row is not None
-        return row["id"]
+        job_id: UUID = row["id"]
+        return job_id
 
     def enqueue_unique(
         self,

@@ -225,13 +225,18 @@ class Worker:
         return report
 
     def _is_quick(self, job: ClaimedJob) -> bool:
-        spec = self.registry.get(job.task_type)
+        try:
+            spec = self.registry.get(job.task_type)
+        except Exception:  # noqa: BLE001 - its module fails to import: the job fails in _execute, reported there
+            return False
         return spec is None or spec.quick  # an unknown task type fails at once
 
     def _flush(self, successes: _UnrecordedSuccesses, report: WorkerReport) -> None:
-        """Record the held successes now, in one statement."""
-        held = successes.take()
-        self._place(held, self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held]), report)
+        """Record the held successes now, in one statement; should it fail, they stay held for the run's close."""
+        held = list(successes.items)
+        states = self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held])
+        successes.take()
+        self._place(held, states, report)
 
     def _release_unstarted(self, run_id: int, unstarted: list[ClaimedJob], report: WorkerReport) -> None:
         if not unstarted:

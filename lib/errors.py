@@ -80,3 +80,9 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 class ServerMisconfigured(ServiceUnavailable):
     code = "server_misconfigured"
+
+
+class DatabaseNotMigrated(DatabaseUnavailable):
+    """The database answers but lacks the queue's schema (or has an older one)."""
+
+    code = "database_not_migrated"

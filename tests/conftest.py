@@ -126,7 +126,7 @@ def queue(db: Database) -> Queue:
 
 @pytest.fixture
 def sql(clean_db: str) -> Iterator[psycopg.Connection]:
-    """A plain autocommit connection for arranging and inspecting state."""
+    """A plain autocommit connection for arranging and inspecting state (pooler-safe: nothing prepared)."""
     from psycopg.rows import dict_row
 
     with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:

@@ -394,7 +394,11 @@ def test_cancel_while_processing_survives_the_workers_late_success(actions_api, 
     worker.join(30)
     [result] = outcome["r"].json["results"]
     assert result["id"] == job_id
-    assert result["status"] == "cancelled"  # the worker reports it was fenced out
+    # The worker reports its own attempt, fenced out: not recorded; the job itself is cancelled.
+    assert result["status"] == "failed"
+    assert result["leaseLost"] is True
+    assert result["jobStatus"] == "cancelled"
+    assert result["lastError"].startswith("lease lost: the job was cancelled while it ran")
     row = _job(sql, job_id)
     assert row["status"] == "cancelled"
     assert row["output"] is None

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from lib.http import REQUEST_READ_TIMEOUT_SECONDS
+
 WEB_DIR = Path(__file__).resolve().parent / "web"
 REDOC_BUNDLE = WEB_DIR / "node_modules" / "redoc" / "bundles" / "redoc.standalone.js"
 ADMIN_PAGE = "/dashboard/admin-tools/jobs"
@@ -81,6 +83,7 @@ class DevPages(BaseHTTPRequestHandler):
     """Answers the paths in PAGE_PATHS (GET and HEAD only)."""
 
     server: Any  # the DevHttpServer: its route table lists what the index shows
+    timeout = REQUEST_READ_TIMEOUT_SECONDS  # as the api handlers: a half-sent request frees its thread
 
     def _page(self) -> tuple[int, str, bytes]:
         path = urlsplit(self.path).path

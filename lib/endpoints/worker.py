@@ -41,6 +41,12 @@ class JobOutcome(BaseModel):
     last_error: str | None = Field(alias="lastError")
     duration_ms: int = Field(alias="durationMs")
     retry_at: datetime | None = Field(default=None, alias="retryAt", description="only when a retry is scheduled")
+    lease_lost: bool = Field(
+        default=False, alias="leaseLost", description="present (true) when this attempt's outcome was not recorded"
+    )
+    job_status: str | None = Field(
+        default=None, alias="jobStatus", description="with leaseLost: what the job's row says now"
+    )
 
 
 class RunReport(BaseModel):

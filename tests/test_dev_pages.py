@@ -137,14 +137,15 @@ def test_pasting_every_printed_curl_in_order_leaves_the_queue_running() -> None:
 
 def test_the_banner_says_how_to_run_the_cli_on_this_database(monkeypatch) -> None:
     embedded = _banner(DevDatabase("postgresql://x/jobqueue_dev", embedded=True, created=False))
-    assert "no variables needed: python scripts/jobs.py status" in embedded
+    assert re.search(r"no variables needed: (\.venv/bin/)?python scripts/jobs\.py status", embedded)
     monkeypatch.setenv("GAME_PLATFORM_API_BASE_URL", "http://127.0.0.1:4100/integrations/syned/v1")
     monkeypatch.setenv("GAME_PLATFORM_API_TOKEN", "dev-token")
     elsewhere = dev.cli_hint(
         DevDatabase("postgresql://x/jobqueue_dev", embedded=True, created=False), Path("/tmp/other"), True
     )
-    assert elsewhere == (
-        "Operator CLI on this database: export DATABASE_URL=postgresql://x/jobqueue_dev "
-        "GAME_PLATFORM_API_BASE_URL=http://127.0.0.1:4100/integrations/syned/v1 "
-        "GAME_PLATFORM_API_TOKEN=dev-token; python scripts/jobs.py status"
+    assert re.fullmatch(
+        r"Operator CLI on this database: export DATABASE_URL=postgresql://x/jobqueue_dev "
+        r"GAME_PLATFORM_API_BASE_URL=http://127\.0\.0\.1:4100/integrations/syned/v1 "
+        r"GAME_PLATFORM_API_TOKEN=dev-token; (\.venv/bin/)?python scripts/jobs\.py status",
+        elsewhere,
     )

@@ -420,7 +420,7 @@ begin
     -- last_result: the original's two values stay readable on old rows; ours are added.
     if to_regclass('public.game_platform_sync_state') is not null and exists (
         select from pg_constraint c
-         where c.conrelid = 'public.game_platform_sync_state'::regclass
+         where c.conrelid = to_regclass('public.game_platform_sync_state')
            and c.conname = 'game_platform_sync_state_last_result_check'
            and pg_get_constraintdef(c.oid) like '%''success''%'
            and pg_get_constraintdef(c.oid) not like '%''updated''%') then
@@ -542,7 +542,8 @@ begin
             execute format('alter table public.game_platform_sync_runs drop constraint %I', v_name);
         end if;
         alter table public.game_platform_sync_runs rename column id to original_id;
-        alter table public.game_platform_sync_runs alter column original_id drop default;
+        alter table public.game_platform_sync_runs alter column original_id drop default,
+            alter column original_id drop not null;
         alter table public.game_platform_sync_runs
             add constraint game_platform_sync_runs_original_id_key unique (original_id);
         comment on column public.game_platform_sync_runs.original_id is

@@ -293,6 +293,16 @@ begin
         perform pg_temp.adopt_expect_values('game_platform_sync_runs', 'sync_type',
             array['incremental', 'full'], true);
     end if;
+    -- The current app's worker-run history, copied by 20261201000900_adopt_recurring_jobs.sql.
+    if to_regclass('public.job_worker_runs') is not null then
+        perform pg_temp.adopt_expect('job_worker_runs', array[
+            'started_at:timestamp with time zone', 'completed_at:timestamp with time zone', 'source:text',
+            'status:text', 'processed:integer', 'succeeded:integer', 'failed:integer', 'message:text',
+            'error_message:text'],
+            array['started_at', 'completed_at', 'source', 'status', 'processed', 'succeeded', 'failed',
+                  'message', 'error_message']);
+        perform pg_temp.adopt_expect_values('job_worker_runs', 'status', array['ok', 'paused', 'error'], true);
+    end if;
     if to_regclass('public.game_platform_sync_state') is not null then
         perform pg_temp.adopt_expect_values('game_platform_sync_state', 'last_result',
             array['updated', 'unchanged', 'remote_missing', 'failed', 'not_approved', 'success', 'failure'], true);

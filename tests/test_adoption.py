@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ ERAS = {
     "head": ["01_seed_schema.sql", "02_seed_rows.sql", "03_head_changes.sql", "04_head_rows.sql"],
 }
 ADOPTION = MIGRATIONS_DIR / "20261128000050_adopt_original_app.sql"
+ADOPTION_FILES = (ADOPTION, MIGRATIONS_DIR / "20261201000900_adopt_recurring_jobs.sql")
 
 RUNNING_JOB = "60000000-0000-4000-8000-000000000002"
 PENDING_SYNC_JOB = "60000000-0000-4000-8000-000000000001"
@@ -183,10 +184,24 @@ def expected_changes(era: str) -> dict[str, dict[tuple[Any, ...], dict[str, Any]
         "game_platform_flash_ctf_events": {(2,): {"challenges_solved": 0, "points_earned": 0}},
     }
     if era == "head":
-        changes["job_queue"][(UUID("61000000-0000-4000-8000-000000000002"),)] = {"status": "processing"}
         for job in ("61000000-0000-4000-8000-000000000011", "61000000-0000-4000-8000-000000000012"):
             changes["job_queue"][(UUID(job),)] = {"completed_at": "=updated_at"}
+        # Recurring jobs that became schedules, and the expired one, are kept cancelled.
+        for job in RECURRING_CONVERTED + (RECURRING_EXPIRED,):
+            changes["job_queue"][(UUID(job),)] = {
+                "status": "cancelled", "completed_at": ANY, "updated_at": ANY, "last_error": ANY,
+            }
     return changes
+
+
+ANY = object()  # a value adoption sets (checked by its own test)
+RECURRING_CONVERTED = ("61000000-0000-4000-8000-000000000001", "61000000-0000-4000-8000-000000000002")
+RECURRING_EXPIRED = "61000000-0000-4000-8000-000000000006"
+RECURRING_KEPT = {
+    "61000000-0000-4000-8000-000000000003": "the bundle has no task game_platform_flash_ctf_sync",
+    "61000000-0000-4000-8000-000000000004": "the bundle has no task admin_alert_dispatch",
+    "61000000-0000-4000-8000-000000000005": "every 45 minutes has no five-field cron equivalent",
+}
 
 
 MERGED_AWAY = {"40000000-0000-4000-8000-000000000001", "40000000-0000-4000-8000-000000000004"}
@@ -213,6 +228,7 @@ def test_every_row_survives_with_its_values(origin, era):
                 want[column] = row[value[1:]] if isinstance(value, str) and value.startswith("=") else value
             if table == "game_platform_sync_runs":
                 want["original_id"] = want.pop("id")
+            want = {column: value for column, value in want.items() if value is not ANY}
             got = {column: adopted[column] for column in want}
             assert got == want, f"{table} {key}"
         if table != "game_platform_stats":
@@ -384,6 +400,67 @@ def test_the_original_apps_dashboard_still_reads_the_solves(origin):
     assert web[0]["solves"] == 2 and web[0]["points"] == 150
 
 
+def test_recurring_jobs_become_schedules_where_they_map(origin):
+    conninfo = origin("head")
+    migrate(conninfo)
+    schedules = {s["name"]: s for s in fetch(conninfo, "select * from job_queue_schedules")}
+    assert set(schedules) == {"game_platform_sync", "game_platform_totals_sweep", "job_queue_cleanup"}
+    sync, sweep = schedules["game_platform_sync"], schedules["game_platform_totals_sweep"]
+    # The app ran both every 15 minutes: its recurring jobs replace the seeded cadence and payloads.
+    assert (sync["cron"], sync["payload"]) == ("*/15 * * * *", {"dryRun": False, "coachId": None})
+    assert (sweep["cron"], sweep["payload"]) == ("*/15 * * * *", {"dryRun": False, "coachId": None, "batchSize": 50})
+    for schedule in (sync, sweep):
+        assert schedule["enabled"]
+        assert datetime.now(timezone.utc) < schedule["next_run_at"] <= datetime.now(timezone.utc) + timedelta(minutes=15)
+    assert schedules["job_queue_cleanup"]["cron"] == "17 3 * * *", "a schedule the app had no job for is left alone"
+
+    jobs = {str(j["id"]): j for j in fetch(conninfo, "select * from job_queue where is_recurring")}
+    for job_id, name in zip(RECURRING_CONVERTED, ("game_platform_sync", "game_platform_totals_sweep"), strict=True):
+        job = jobs[job_id]
+        assert job["status"] == "cancelled" and job["completed_at"] is not None
+        assert job["last_error"] == f"adopted: replaced by the schedule {name} (*/15 * * * *, UTC)"
+        assert job["lease_token"] is None and job["lease_expires_at"] is None
+    assert jobs[RECURRING_EXPIRED]["status"] == "cancelled"
+    assert "expired" in jobs[RECURRING_EXPIRED]["last_error"]
+    for job_id in RECURRING_KEPT:
+        assert jobs[job_id]["status"] == "pending" and jobs[job_id]["last_error"] is None
+
+
+def test_the_cli_says_which_recurring_jobs_stay_plain_jobs(origin):
+    conninfo = origin("head")
+    env = {**os.environ, "DATABASE_URL": conninfo}
+    result = subprocess.run([sys.executable, "scripts/migrate.py"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    for job_id, why in RECURRING_KEPT.items():
+        (line,) = [line for line in result.stdout.splitlines() if job_id in line]
+        assert "kept as a plain job, not a schedule" in line and why in line
+    assert "adopt job_queue: 2 recurring job(s) became schedules, 3 kept as plain jobs, 1 expired ones cancelled" in (
+        result.stdout
+    )
+    assert "adopt job_worker_runs: 4 run(s) copied into job_queue_runs" in result.stdout
+
+
+def test_the_worker_run_history_is_carried_over(origin):
+    conninfo = origin("head")
+    originals = fetch(conninfo, "select * from job_worker_runs order by started_at")
+    migrate(conninfo)
+    runs = fetch(conninfo, "select * from job_queue_runs order by id")
+    assert [(r["trigger_source"], r["status"], r["started_at"], r["finished_at"]) for r in runs] == [
+        ("vercel_cron_secret", "completed", originals[0]["started_at"], originals[0]["completed_at"]),
+        ("admin_manual", "paused", originals[1]["started_at"], originals[1]["completed_at"]),
+        ("vercel_cron_user_agent", "failed", originals[2]["started_at"], originals[2]["completed_at"]),
+        ("unknown", "failed", originals[3]["started_at"], None),
+    ]
+    assert [(r["processed"], r["succeeded"], r["failed"]) for r in runs] == [(2, 2, 0), (0, 0, 0), (1, 0, 1), (0, 0, 0)]
+    assert runs[0]["duration_ms"] == 20_000
+    assert runs[2]["error"] == "claim failed: connection reset"
+    assert runs[3]["error"].startswith("interrupted")
+    assert fetch(conninfo, "select * from job_worker_runs order by started_at") == originals
+    # The health report reads them as the bundle's own history.
+    (health,) = fetch(conninfo, "select last_run_at, jsonb_array_length(recent_runs) as n from job_queue_health_snapshot()")
+    assert (health["last_run_at"], health["n"]) == (originals[3]["started_at"], 4)
+
+
 # -- 4. a second migrate changes nothing -----------------------------------------------------
 
 
@@ -396,7 +473,8 @@ def test_migrating_again_changes_nothing(origin, era):
     assert dump(conninfo) == first
     # Even run by hand, outside the bookkeeping, the adoption finds nothing to convert.
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute(ADOPTION.read_bytes())
+        for adoption in ADOPTION_FILES:
+            conn.execute(adoption.read_bytes())
     assert dump(conninfo) == first
 
 
@@ -406,7 +484,8 @@ def test_on_a_fresh_database_adoption_changes_nothing(origin, admin_conninfo):
         apply_migrations(conninfo)
         before = dump(conninfo)
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(ADOPTION.read_bytes())
+            for adoption in ADOPTION_FILES:
+                conn.execute(adoption.read_bytes())
         assert dump(conninfo) == before
     finally:
         drop_database(admin_conninfo, conninfo)

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ import pytest
 from psycopg.rows import dict_row
 
 from lib.db import close_kept_connections, connect
-from lib.settings import load_settings
 from scripts.local_pg import create_database, drop_database
 from scripts.migrate import MIGRATIONS_DIR, apply_migrations, discover, ensure_supabase_compatibility
 from tests.support.api import ROOT
@@ -161,6 +160,7 @@ def fetch(conninfo: str, query: str, params: Any = None) -> list[dict[str, Any]]
 
 # -- 1. every row survives with its values ------------------------------------------------
 
+
 # The values adoption changes on purpose (docs/adoption.md), per table and key.
 def expected_changes(era: str) -> dict[str, dict[tuple[Any, ...], dict[str, Any]]]:
     from uuid import UUID
@@ -170,13 +170,11 @@ def expected_changes(era: str) -> dict[str, dict[tuple[Any, ...], dict[str, Any]
         "job_queue_settings": {(1,): {"id": True}},
         "game_platform_stats": {
             # the kept row of competitor 1's pair takes the group's earliest created_at
-            (UUID("40000000-0000-4000-8000-000000000002"),): {
-                "created_at": datetime(2025, 9, 1, tzinfo=timezone.utc)
-            },
+            (UUID("40000000-0000-4000-8000-000000000002"),): {"created_at": datetime(2025, 9, 1, tzinfo=UTC)},
             # competitor 3's pair: same synced_at, the later update wins and keeps the latest activity
             (UUID("40000000-0000-4000-8000-000000000005"),): {
-                "last_activity": datetime(2025, 10, 3, tzinfo=timezone.utc),
-                "created_at": datetime(2025, 9, 3, tzinfo=timezone.utc),
+                "last_activity": datetime(2025, 10, 3, tzinfo=UTC),
+                "created_at": datetime(2025, 9, 3, tzinfo=UTC),
             },
             (UUID("40000000-0000-4000-8000-000000000003"),): {"monthly_ctf_challenges": 0},
         },
@@ -187,9 +185,12 @@ def expected_changes(era: str) -> dict[str, dict[tuple[Any, ...], dict[str, Any]
         for job in ("61000000-0000-4000-8000-000000000011", "61000000-0000-4000-8000-000000000012"):
             changes["job_queue"][(UUID(job),)] = {"completed_at": "=updated_at"}
         # Recurring jobs that became schedules, and the expired one, are kept cancelled.
-        for job in RECURRING_CONVERTED + (RECURRING_EXPIRED,):
+        for job in (*RECURRING_CONVERTED, RECURRING_EXPIRED):
             changes["job_queue"][(UUID(job),)] = {
-                "status": "cancelled", "completed_at": ANY, "updated_at": ANY, "last_error": ANY,
+                "status": "cancelled",
+                "completed_at": ANY,
+                "updated_at": ANY,
+                "last_error": ANY,
             }
     return changes
 
@@ -262,7 +263,7 @@ def test_the_pause_switch_and_its_reason_survive(origin, era):
     assert row["id"] is True
     assert row["processing_enabled"] is False
     assert row["paused_reason"] == "Paused for the season break (admin)"
-    assert row["updated_at"] == datetime(2025, 10, 5, 12, 30, tzinfo=timezone.utc)
+    assert row["updated_at"] == datetime(2025, 10, 5, 12, 30, tzinfo=UTC)
     (resumed,) = fetch(conninfo, "select * from job_queue_set_processing(true)")
     assert resumed["processing_enabled"] is True
 
@@ -276,12 +277,13 @@ def test_a_running_job_is_recovered_by_the_next_claim(origin, era):
     migrate(conninfo)
     (job,) = fetch(conninfo, "select * from job_queue where id = %s", (RUNNING_JOB,))
     assert job["status"] == "processing"
-    assert job["lease_expires_at"] <= datetime.now(timezone.utc)
+    assert job["lease_expires_at"] <= datetime.now(UTC)
     claimed = fetch(conninfo, "select * from job_queue_claim(1)")
     assert [str(c["id"]) for c in claimed] == [RUNNING_JOB], "an expired lease is taken over first"
     (taken,) = claimed
     assert taken["attempts"] == job["attempts"] + 1
-    assert taken["lease_token"] is not None and taken["lease_expires_at"] > datetime.now(timezone.utc)
+    assert taken["lease_token"] is not None
+    assert taken["lease_expires_at"] > datetime.now(UTC)
     assert "reclaimed" in taken["last_error"]
 
 
@@ -292,7 +294,7 @@ ADOPTION_USERS = ("syned-user-0001", "syned-user-0002", "syned-user-0003", "syne
 
 def adoption_dataset() -> Dataset:
     """The fake vendor's view of the fixture's competitors (same platform ids, some new activity)."""
-    now = int(datetime.now(timezone.utc).timestamp())
+    now = int(datetime.now(UTC).timestamp())
     data = Dataset()
     for coach in ("syned-coach-01", "syned-coach-02"):
         data.add_user(FakeUser(coach, role="coach"))
@@ -364,15 +366,16 @@ def test_the_worker_and_both_handlers_run_on_the_adopted_data(origin, era, serve
         }
         assert (stats[COMPETITOR_1]["challenges_completed"], stats[COMPETITOR_1]["total_score"]) == (3, 600)
         assert (stats[COMPETITOR_3]["challenges_completed"], stats[COMPETITOR_3]["total_score"]) == (2, 200)
-        assert fetch(conninfo, "select count(*) as n from game_platform_sync_state where needs_totals_refresh")[0][
-            "n"
-        ] == 0
+        assert (
+            fetch(conninfo, "select count(*) as n from game_platform_sync_state where needs_totals_refresh")[0]["n"]
+            == 0
+        )
         states = fetch(conninfo, "select syned_user_id, last_result from game_platform_sync_state order by 1")
         assert {s["syned_user_id"] for s in states} == set(ADOPTION_USERS)
         assert {s["last_result"] for s in states} <= {"updated", "unchanged"}
         runs = fetch(
             conninfo,
-            "select trigger_source, status from job_queue_runs where started_at > now() - interval '1 hour' order by id",
+            "select status from job_queue_runs where started_at > now() - interval '1 hour' order by id",
         )
         assert runs[0]["status"] == "paused", "the endpoint's run, held by the adopted pause switch"
         assert {r["status"] for r in runs[1:]} == {"completed"}
@@ -393,15 +396,20 @@ def test_the_original_apps_dashboard_still_reads_the_solves(origin):
     before = fetch(conninfo, "select * from get_dashboard_category_totals(array['syned-user-0001']) order by 2")
     migrate(conninfo)
     after = fetch(conninfo, "select * from get_dashboard_category_totals(array['syned-user-0001']) order by 2")
-    assert after == before and before
+    assert after == before
+    assert before
     # New rows written under the bundle's name are visible under the app's.
     fetch(
         conninfo,
         "insert into game_platform_challenge_solves (syned_user_id, challenge_solve_id, challenge_category,"
         " challenge_points) values ('syned-user-0001', 99999, 'web', 50)",
     )
-    web = fetch(conninfo, "select * from get_dashboard_category_totals(array['syned-user-0001']) where challenge_category = 'web'")
-    assert web[0]["solves"] == 2 and web[0]["points"] == 150
+    web = fetch(
+        conninfo,
+        "select * from get_dashboard_category_totals(array['syned-user-0001']) where challenge_category = 'web'",
+    )
+    assert web[0]["solves"] == 2
+    assert web[0]["points"] == 150
 
 
 def test_recurring_jobs_become_schedules_where_they_map(origin):
@@ -415,19 +423,22 @@ def test_recurring_jobs_become_schedules_where_they_map(origin):
     assert (sweep["cron"], sweep["payload"]) == ("*/15 * * * *", {"dryRun": False, "coachId": None, "batchSize": 50})
     for schedule in (sync, sweep):
         assert schedule["enabled"]
-        assert datetime.now(timezone.utc) < schedule["next_run_at"] <= datetime.now(timezone.utc) + timedelta(minutes=15)
+        assert datetime.now(UTC) < schedule["next_run_at"] <= datetime.now(UTC) + timedelta(minutes=15)
     assert schedules["job_queue_cleanup"]["cron"] == "17 3 * * *", "a schedule the app had no job for is left alone"
 
     jobs = {str(j["id"]): j for j in fetch(conninfo, "select * from job_queue where is_recurring")}
     for job_id, name in zip(RECURRING_CONVERTED, ("game_platform_sync", "game_platform_totals_sweep"), strict=True):
         job = jobs[job_id]
-        assert job["status"] == "cancelled" and job["completed_at"] is not None
+        assert job["status"] == "cancelled"
+        assert job["completed_at"] is not None
         assert job["last_error"] == f"adopted: replaced by the schedule {name} (*/15 * * * *, UTC)"
-        assert job["lease_token"] is None and job["lease_expires_at"] is None
+        assert job["lease_token"] is None
+        assert job["lease_expires_at"] is None
     assert jobs[RECURRING_EXPIRED]["status"] == "cancelled"
     assert "expired" in jobs[RECURRING_EXPIRED]["last_error"]
     for job_id in RECURRING_KEPT:
-        assert jobs[job_id]["status"] == "pending" and jobs[job_id]["last_error"] is None
+        assert jobs[job_id]["status"] == "pending"
+        assert jobs[job_id]["last_error"] is None
 
 
 def test_the_cli_says_which_recurring_jobs_stay_plain_jobs(origin):
@@ -437,7 +448,8 @@ def test_the_cli_says_which_recurring_jobs_stay_plain_jobs(origin):
     assert result.returncode == 0, result.stderr
     for job_id, why in RECURRING_KEPT.items():
         (line,) = [line for line in result.stdout.splitlines() if job_id in line]
-        assert "kept as a plain job, not a schedule" in line and why in line
+        assert "kept as a plain job, not a schedule" in line
+        assert why in line
     assert "adopt job_queue: 2 recurring job(s) became schedules, 3 kept as plain jobs, 1 expired ones cancelled" in (
         result.stdout
     )
@@ -461,7 +473,9 @@ def test_the_worker_run_history_is_carried_over(origin):
     assert runs[3]["error"].startswith("interrupted")
     assert fetch(conninfo, "select * from job_worker_runs order by started_at") == originals
     # The health report reads them as the bundle's own history.
-    (health,) = fetch(conninfo, "select last_run_at, jsonb_array_length(recent_runs) as n from job_queue_health_snapshot()")
+    (health,) = fetch(
+        conninfo, "select last_run_at, jsonb_array_length(recent_runs) as n from job_queue_health_snapshot()"
+    )
     assert (health["last_run_at"], health["n"]) == (originals[3]["started_at"], 4)
 
 
@@ -620,5 +634,7 @@ def test_the_cli_prints_what_it_converted(origin):
     assert "notice: adopt game_platform_stats: 2 duplicate row(s) merged" in out
     assert "notice: adopt game_platform_sync_runs: 4 run(s) kept" in out
     assert "already exists, skipping" not in out
-    assert out.index("applied 20261128000050_adopt_original_app.sql") < out.index("applied 20261128000100_job_queue.sql")
-    assert [m.name for m in discover()][0] == "adopt_original_app"
+    assert out.index("applied 20261128000050_adopt_original_app.sql") < out.index(
+        "applied 20261128000100_job_queue.sql"
+    )
+    assert next(m.name for m in discover()) == "adopt_original_app"

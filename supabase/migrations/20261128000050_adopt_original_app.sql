@@ -266,6 +266,7 @@ begin
     perform pg_temp.adopt_expect('game_platform_sync_state', array[
         'syned_user_id:text', 'synced_user_id:text', 'last_odl_synced_at:timestamp with time zone',
         'last_synced_at:timestamp with time zone', 'last_attempt_at:timestamp with time zone',
+        'last_remote_accessed_at:timestamp with time zone',
         'last_result:text', 'error_message:text', 'needs_totals_refresh:boolean',
         'needs_totals_refresh_since:timestamp with time zone',
         'totals_refresh_requested_at:timestamp with time zone', 'updated_at:timestamp with time zone']);

@@ -399,6 +399,20 @@ def reload_settings_safely() -> None:
         reload_settings()
 
 
+@pytest.mark.parametrize("era", BOTH_ERAS)
+def test_solves_get_their_roles_and_event_from_the_vendor_items_the_app_kept(origin, era):
+    conninfo = origin(era)
+    migrate(conninfo)
+    solves = {
+        s["challenge_solve_id"]: s
+        for s in fetch(conninfo, "select * from game_platform_challenge_solves where syned_user_id = 'syned-user-0001'")
+    }
+    assert (solves[90001]["nist_nice_work_roles"], solves[90001]["challenge_retired"]) == (["PR-CDA-001"], False)
+    assert (solves[90002]["nist_nice_work_roles"], solves[90002]["challenge_retired"]) == ([], None)
+    assert solves[90003]["flash_ctf_event_id"] == "Flash CTF: Cipher Sprint:1757894400"
+    assert solves[90001]["flash_ctf_event_id"] is None
+
+
 @NEEDS_SCHEDULES
 def test_the_original_apps_dashboard_still_reads_the_solves(origin):
     conninfo = origin("head")

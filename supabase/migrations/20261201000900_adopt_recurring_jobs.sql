@@ -15,6 +15,8 @@
 --    original app no longer ran, is cancelled.
 -- 2. The worker-run history (`job_worker_runs`) is copied into `job_queue_runs`;
 --    `job_worker_runs` itself is left as it is.
+-- 3. The solves' work roles, retired flag and flash-CTF event are filled from the
+--    vendor items the original app kept in `raw_payload`.
 --
 -- 20261128000050_adopt_original_app.sql has already checked the shapes (and
 -- refused what it does not know), so nothing here refuses a value. On a
@@ -161,3 +163,55 @@ begin
     raise notice 'adopt job_worker_runs: % run(s) copied into job_queue_runs (job_worker_runs left as it is)', v_n;
 end
 $runs$;
+
+-- 3. Solves stored by the original app keep the vendor's item in raw_payload;
+--    the bundle's own columns for the same facts (added by the Game Platform
+--    migration, empty on adopted rows) are filled from it: a solve's NIST NICE
+--    work roles and retired flag, and a flash-CTF solve's event (the event's
+--    item lists its solves).
+do $solves$
+declare
+    v_roles bigint;
+    v_events bigint;
+begin
+    if to_regclass('public.game_platform_challenge_solves') is null or not exists (
+        select from pg_attribute
+         where attrelid = 'public.game_platform_challenge_solves'::regclass and attname = 'raw_payload'
+           and not attisdropped) then
+        return;
+    end if;
+    update public.game_platform_challenge_solves s
+       set nist_nice_work_roles = array(select jsonb_array_elements_text(s.raw_payload -> 'nist_nice_work_roles')),
+           challenge_retired = case when jsonb_typeof(s.raw_payload -> 'challenge_retired') = 'boolean'
+                                    then (s.raw_payload ->> 'challenge_retired')::boolean
+                                    else s.challenge_retired end
+     where s.nist_nice_work_roles = '{}'
+       and jsonb_typeof(s.raw_payload -> 'nist_nice_work_roles') = 'array'
+       and jsonb_array_length(s.raw_payload -> 'nist_nice_work_roles') > 0
+       and not exists (select from jsonb_array_elements(s.raw_payload -> 'nist_nice_work_roles') r
+                        where jsonb_typeof(r) <> 'string');
+    get diagnostics v_roles = row_count;
+    update public.game_platform_challenge_solves s
+       set challenge_retired = (s.raw_payload ->> 'challenge_retired')::boolean
+     where s.challenge_retired is null and jsonb_typeof(s.raw_payload -> 'challenge_retired') = 'boolean';
+    if to_regclass('public.game_platform_flash_ctf_events') is not null and exists (
+        select from pg_attribute
+         where attrelid = 'public.game_platform_flash_ctf_events'::regclass and attname = 'raw_payload'
+           and not attisdropped) then
+        update public.game_platform_challenge_solves s
+           set flash_ctf_event_id = e.event_id
+          from public.game_platform_flash_ctf_events e
+          cross join lateral jsonb_array_elements(
+              case when jsonb_typeof(e.raw_payload -> 'challenge_solves') = 'array'
+                   then e.raw_payload -> 'challenge_solves' else '[]'::jsonb end) item
+         where s.source = 'flash_ctf' and s.flash_ctf_event_id is null
+           and s.syned_user_id = e.syned_user_id
+           and jsonb_typeof(item -> 'challenge_solve_id') = 'number'
+           and (item ->> 'challenge_solve_id') ~ '^[0-9]+$'
+           and s.challenge_solve_id = (item ->> 'challenge_solve_id')::bigint;
+        get diagnostics v_events = row_count;
+    end if;
+    raise notice 'adopt game_platform_challenge_solves: work roles filled from raw_payload for % solve(s), the event for % flash-CTF solve(s)',
+        v_roles, coalesce(v_events, 0);
+end
+$solves$;

@@ -205,6 +205,7 @@ do $adopt$
 declare
     v_n bigint;
     v_name name;
+    v_function text;
     v_origin_queue boolean;
     v_origin_runs boolean;
     v_origin_stats boolean;
@@ -360,7 +361,7 @@ begin
         -- job_queue_enqueue matches both) or write `running`. Ours replace them;
         -- the app's callers by named arguments (p_task_type, p_payload, p_run_at,
         -- p_max_attempts) keep working with ours.
-        for v_name in
+        for v_function in
             select p.oid::regprocedure::text
               from pg_proc p
              where p.pronamespace = 'public'::regnamespace
@@ -372,8 +373,8 @@ begin
                    'job_queue_mark_failed(uuid,text,integer)',
                    'job_queue_cleanup(interval)')
         loop
-            execute format('drop function public.%s', v_name);
-            raise notice 'adopt job_queue: the original app''s function % dropped (replaced by the bundle''s)', v_name;
+            execute format('drop function public.%s', v_function);
+            raise notice 'adopt job_queue: the original app''s function % dropped (replaced by the bundle''s)', v_function;
         end loop;
     end if;
 

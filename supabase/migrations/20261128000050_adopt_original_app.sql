@@ -209,6 +209,7 @@ declare
     v_origin_queue boolean;
     v_origin_runs boolean;
     v_origin_stats boolean;
+    v_origin_db boolean;
 begin
     -- -- 1. Inspect: refuse a shape we do not know before changing anything ---------
 
@@ -308,6 +309,15 @@ begin
     if to_regclass('public.game_platform_sync_state') is not null then
         perform pg_temp.adopt_expect_values('game_platform_sync_state', 'last_result',
             array['updated', 'unchanged', 'remote_missing', 'failed', 'not_approved', 'success', 'failure'], true);
+    end if;
+
+    v_origin_stats := to_regclass('public.game_platform_stats') is not null
+        and pg_temp.adopt_unique_on('game_platform_stats', array['competitor_id']) is null;
+    v_origin_db := v_origin_queue or v_origin_runs or v_origin_stats
+        or pg_temp.adopt_column_type('job_queue_settings', 'id') = 'integer'
+        or pg_temp.adopt_column_type('game_platform_sync_state', 'last_odl_synced_at') is not null;
+    if not v_origin_db then
+        raise notice 'adopt: no table in the original app''s shapes; nothing to convert';
     end if;
 
     -- -- 2. The job queue -----------------------------------------------------------
@@ -430,11 +440,10 @@ begin
             alter column needs_totals_refresh set not null;
     end if;
     -- last_result: the original's two values stay readable on old rows; ours are added.
-    if to_regclass('public.game_platform_sync_state') is not null and exists (
+    if exists (
         select from pg_constraint c
          where c.conrelid = to_regclass('public.game_platform_sync_state')
-           and c.conname = 'game_platform_sync_state_last_result_check'
-           and pg_get_constraintdef(c.oid) like '%''success''%'
+           and c.conname in (select pg_temp.adopt_checks_on('game_platform_sync_state', 'last_result'))
            and pg_get_constraintdef(c.oid) not like '%''updated''%') then
         for v_name in select pg_temp.adopt_checks_on('game_platform_sync_state', 'last_result') loop
             execute format('alter table public.game_platform_sync_state drop constraint %I', v_name);
@@ -453,8 +462,10 @@ begin
         if v_name is not null and v_name <> 'game_platform_challenge_solves_syned_user_id_challenge_solve_id' then
             execute format('alter index public.%I rename to game_platform_challenge_solves_syned_user_id_challenge_solve_id', v_name);
         end if;
-        select count(*) into v_n from public.game_platform_challenge_solves;
-        raise notice 'adopt game_platform_challenge_solves: % solve(s) kept', v_n;
+        if v_origin_db then
+            select count(*) into v_n from public.game_platform_challenge_solves;
+            raise notice 'adopt game_platform_challenge_solves: % solve(s) kept', v_n;
+        end if;
     end if;
     if to_regclass('public.game_platform_flash_ctf_events') is not null then
         v_name := pg_temp.adopt_unique_on('game_platform_flash_ctf_events', array['syned_user_id', 'event_id']);
@@ -473,8 +484,10 @@ begin
                 alter column challenges_solved set not null,
                 alter column points_earned set not null;
         end if;
-        select count(*) into v_n from public.game_platform_flash_ctf_events;
-        raise notice 'adopt game_platform_flash_ctf_events: % event(s) kept', v_n;
+        if v_origin_db then
+            select count(*) into v_n from public.game_platform_flash_ctf_events;
+            raise notice 'adopt game_platform_flash_ctf_events: % event(s) kept', v_n;
+        end if;
     end if;
 
     -- Stats: one row per competitor. The original keys rows by `id` and keeps
@@ -483,8 +496,6 @@ begin
     -- updated, then created, then the greatest id), with the latest
     -- last_activity and the earliest created_at of the group; the others are
     -- moved, as they were, to game_platform_stats_merged_duplicates.
-    v_origin_stats := to_regclass('public.game_platform_stats') is not null
-        and pg_temp.adopt_unique_on('game_platform_stats', array['competitor_id']) is null;
     if v_origin_stats then
         if pg_temp.adopt_column_type('game_platform_stats', 'id') is null then
             raise exception 'adoption refused, nothing changed: public.game_platform_stats has neither an id column nor a unique competitor_id';
@@ -590,7 +601,7 @@ begin
     -- -- 5. What is left as the app has it, said once -----------------------------------
 
     -- The roster is the app's: checked above, completed by the later migrations.
-    if v_origin_queue then
+    if v_origin_db then
         for v_name in
             select t from unnest(array['profiles', 'competitors', 'teams', 'team_members']) t
              where to_regclass(format('public.%I', t)) is not null

@@ -593,7 +593,10 @@ def test_the_bundles_tables_are_not_granted_to_the_api_roles(origin, era):
     """The current app's default privileges grant every new table to `authenticated`: ours must not keep it."""
     conninfo = origin(era)
     migrate(conninfo)
-    for table in ("job_queue", "job_queue_settings", "job_queue_runs", "game_platform_stats_merged_duplicates"):
+    tables = ["job_queue", "job_queue_settings", "job_queue_runs", "game_platform_stats_merged_duplicates"]
+    if SCHEDULES_MIGRATION.exists():
+        tables.append("job_queue_schedules")
+    for table in tables:
         for role in ("anon", "authenticated"):
             (row,) = fetch(conninfo, "select has_table_privilege(%s, %s, 'select') as ok", (role, f"public.{table}"))
             assert not row["ok"], f"{role} can read {table}"

@@ -22,6 +22,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from lib.db import close_kept_connections, connect
+from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from scripts.local_pg import create_database, drop_database
 from scripts.migrate import MIGRATIONS_DIR, apply_migrations, discover, ensure_supabase_compatibility
 from tests.support.api import ROOT
@@ -443,8 +444,11 @@ def test_recurring_jobs_become_schedules_where_they_map(origin):
     assert set(schedules) == {"game_platform_sync", "game_platform_totals_sweep", "job_queue_cleanup"}
     sync, sweep = schedules["game_platform_sync"], schedules["game_platform_totals_sweep"]
     # The app ran both every 15 minutes: its recurring jobs replace the seeded cadence and payloads.
-    assert (sync["cron"], sync["payload"]) == ("*/15 * * * *", {"dryRun": False, "coachId": None})
-    assert (sweep["cron"], sweep["payload"]) == ("*/15 * * * *", {"dryRun": False, "coachId": None, "batchSize": 50})
+    # Stored as the triggers store them, every key with its default, so they deduplicate alike.
+    assert sync["cron"] == "*/15 * * * *"
+    assert sync["payload"] == SyncRequest().to_payload()
+    assert sweep["cron"] == "*/15 * * * *"
+    assert sweep["payload"] == SweepRequest(batchSize=50).to_payload()
     for schedule in (sync, sweep):
         assert schedule["enabled"]
         assert datetime.now(UTC) < schedule["next_run_at"] <= datetime.now(UTC) + timedelta(minutes=15)

@@ -75,12 +75,13 @@ begin
             when j.minutes % 60 = 0 and j.minutes < 1440 and 24 % (j.minutes / 60) = 0
                 then format('0 */%s * * *', j.minutes / 60)
         end;
+        -- The payloads as the admin triggers store them (every key, defaults filled
+        -- in: lib/jobs/game_platform_payloads.py), so a scheduled job and an equal
+        -- trigger share one dedupe key.
         if j.task_type = 'game_platform_sync' then
-            v_defaults := '{"dryRun": false, "coachId": null}';
-            v_allowed := array['dryRun', 'coachId'];
+            v_defaults := '{"dryRun": false, "coachId": null, "forceFullSync": false, "forceFlashCtfSync": false}';
         elsif j.task_type = 'game_platform_totals_sweep' then
-            v_defaults := '{"dryRun": false, "coachId": null, "batchSize": 100}';
-            v_allowed := array['dryRun', 'coachId', 'batchSize'];
+            v_defaults := '{"dryRun": false, "coachId": null, "batchSize": 100, "forceAll": false}';
         else
             v_why := format('the bundle has no task %s', j.task_type);
         end if;
@@ -88,17 +89,22 @@ begin
             v_why := format('every %s minutes has no five-field cron equivalent', j.minutes);
         end if;
         if v_why is null then
+            v_allowed := array(select jsonb_object_keys(v_defaults));
             if jsonb_typeof(j.payload) <> 'object'
                or exists (select from jsonb_object_keys(j.payload) k where k <> all (v_allowed)) then
                 v_why := format('its payload %s has keys the task does not take (it takes %s)',
                                 j.payload, array_to_string(v_allowed, ', '));
-            elsif jsonb_typeof(coalesce(j.payload -> 'dryRun', 'false')) <> 'boolean'
+            elsif exists (select from jsonb_each(j.payload) p
+                           where p.key in ('dryRun', 'forceFullSync', 'forceFlashCtfSync', 'forceAll')
+                             and jsonb_typeof(p.value) <> 'boolean')
                or (jsonb_typeof(coalesce(j.payload -> 'coachId', 'null')) <> 'null'
                    and coalesce(j.payload ->> 'coachId', '') !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$')
                or (j.payload ? 'batchSize' and (jsonb_typeof(j.payload -> 'batchSize') <> 'number'
-                   or (j.payload ->> 'batchSize') !~ '^[0-9]+$'
-                   or (j.payload ->> 'batchSize')::numeric not between 1 and 1000)) then
+                                                or (j.payload ->> 'batchSize') !~ '^[0-9]{1,9}$')) then
                 v_why := format('its payload %s has a value the task does not take', j.payload);
+            -- A separate test, so the cast only meets digits.
+            elsif j.payload ? 'batchSize' and (j.payload ->> 'batchSize')::integer not between 1 and 1000 then
+                v_why := format('its payload %s has a batchSize outside 1-1000', j.payload);
             end if;
         end if;
         if v_why is not null then

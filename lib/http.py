@@ -217,6 +217,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
 
+    def version_string(self) -> str:
+        """`Server: job-queue`; the stdlib appends " " + sys_version, a trailing space when that is empty."""
+        return self.server_version
+
+    # Vercel's bridge (vercel-runtime's vc_init.py) serves `class Handler(BaseHandler, handler)`,
+    # whose log_message prints an access-log line to stdout; so the access log is
+    # silenced where it starts (log_request), before the MRO reaches log_message.
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access-log line: requests are logged as JSON by the endpoints."""
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """A protocol error the stdlib reports (bad request line, timeout), as one of our JSON lines."""
+        log("http.protocol_error", "warning", message=format % args)
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the stdlib's stderr access log; requests are logged as JSON by the endpoints."""
 

@@ -135,7 +135,13 @@ def build_env(toolchain: Toolchain) -> dict[str, str]:
 
 
 def run_builder(
-    toolchain: Toolchain, work: Path, out: Path, entrypoints: list[str], vercel_json: Mapping[str, Any], log: Path
+    toolchain: Toolchain,
+    work: Path,
+    out: Path,
+    entrypoints: list[str],
+    vercel_json: Mapping[str, Any],
+    log: Path,
+    extra_env: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Call the builder's build() for each entrypoint; its own output goes to `log`."""
     out.mkdir(parents=True, exist_ok=True)
@@ -146,6 +152,7 @@ def run_builder(
     env = build_env(toolchain)
     if (vercel_json.get("build") or {}).get("env"):
         env.update({k: str(v) for k, v in vercel_json["build"]["env"].items()})
+    env.update(extra_env or {})
     with log.open("w") as sink:
         done = subprocess.run(
             [toolchain.node, str(DRIVER_DIR / "build.cjs"), str(request)],
@@ -203,10 +210,11 @@ def bundle_problems(result: Mapping[str, Any], lock: Mapping[str, str], vercel_j
     """Everything wrong with one built function (empty when it is deployable)."""
     entrypoint = result["entrypoint"]
     if result.get("entrypointName") != "handler":
-        found = result.get("entrypointName")
+        found, error = result.get("entrypointName"), result.get("error")
+        refusal = f"; the builder says: {error.splitlines()[0]}" if error else ""
         return [
             f"{entrypoint}: the builder finds no top-level `class handler` (found {found!r}); "
-            "write `class handler(vercel_handler(...)):` (see lib/http.py)"
+            f"write `class handler(vercel_handler(...)):` (see lib/http.py){refusal}"
         ]
     if not result.get("ok"):
         return [f"{entrypoint}: the builder refused it: {result.get('error')}"]

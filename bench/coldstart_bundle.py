@@ -99,7 +99,8 @@ def measure_bundle_cold_start(*, repetitions: int, report: Report) -> None:
                 bundle = Path(result["dir"])
                 env = _runtime_env(bundle, result["lambda"]["environment"])
                 _wall(toolchain.python312, bundle, env, TARGET)  # the page cache, not the bytecode, warmed
-                floor_runs, target_runs = [], []
+                floor_runs: list[float] = []
+                target_runs: list[float] = []
                 for n in range(repetitions):
                     pair = [(FLOOR, floor_runs), (TARGET, target_runs)]
                     for code, sink in pair if n % 2 == 0 else reversed(pair):

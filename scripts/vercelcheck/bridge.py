@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from scripts.vercelcheck.build import CheckFailed
 
@@ -103,7 +103,7 @@ class IpcBridge:
         self._output.close()
         self._tmp.cleanup()
 
-    def _fail(self, what: str) -> None:
+    def _fail(self, what: str) -> NoReturn:
         self.process.kill()
         self.process.wait()
         self._output.seek(0)

@@ -172,7 +172,7 @@ def run_builder(
 
 def read_lock(path: Path) -> dict[str, str]:
     """requirements.txt's pins that apply on Vercel (CPython 3.12, Linux): name → version."""
-    pins = {}
+    pins: dict[str, str] = {}
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if not line:
@@ -187,7 +187,7 @@ def read_lock(path: Path) -> dict[str, str]:
 
 def bundled_distributions(bundle: Path) -> dict[str, str]:
     """name → version of every distribution installed in the bundle's _vendor folder."""
-    found = {}
+    found: dict[str, str] = {}
     for metadata in (bundle / "_vendor").glob("*.dist-info/METADATA"):
         fields = dict(
             line.split(": ", 1) for line in metadata.read_text(errors="replace").splitlines()[:20] if ": " in line

@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "bundle" in selected:
             from bench.coldstart_bundle import measure_bundle_cold_start
 
-            measure_bundle_cold_start(repetitions=3 if quick else 7, report=report)
+            measure_bundle_cold_start(repetitions=3 if quick else 5, report=report)
         if "roundtrips" in selected:
             from bench.roundtrips import measure_round_trips
 

@@ -30,7 +30,7 @@ VERCEL_JSON = json.loads((ROOT / "vercel.json").read_text())
 
 
 def lay_out_bundle(bundle: Path, distributions: dict[str, str]) -> None:
-    for name in ("api/jobs/run.py", "lib/http.py", "vc__handler__python.py"):
+    for name in ("api/jobs/run.py", "lib/http.py", "lib/__pycache__/http.cpython-312.pyc", "vc__handler__python.py"):
         (bundle / name).parent.mkdir(parents=True, exist_ok=True)
         (bundle / name).write_text("")
     for name, version in distributions.items():
@@ -139,3 +139,10 @@ def test_the_builders_analyser_accepts_class_handler_and_nothing_else() -> None:
         check=True,
     )
     assert json.loads(done.stdout) == {"class": "handler", "assignment": None, "app above it": "app"}
+
+
+def test_a_bundle_without_the_bytecode_vercel_json_asks_for_fails(bundle: Path) -> None:
+    (bundle / "lib" / "__pycache__" / "http.cpython-312.pyc").unlink()
+    assert bundle_problems(built(bundle), LOCK, VERCEL_JSON) == [
+        "api/jobs/run.py: vercel.json asks for VERCEL_PYTHON_COMPILEALL but lib/ ships no bytecode"
+    ]

@@ -234,6 +234,9 @@ def bundle_problems(result: Mapping[str, Any], lock: Mapping[str, str], vercel_j
     for name in FORBIDDEN_DIRS:
         if (bundle / name).exists():
             problems.append(f"{entrypoint}: {name}/ is in the bundle (add it to excludeFiles in vercel.json)")
+    compileall = ((vercel_json.get("build") or {}).get("env") or {}).get("VERCEL_PYTHON_COMPILEALL", "")
+    if str(compileall).lower() in ("1", "true") and not any((bundle / "lib").rglob("*.pyc")):
+        problems.append(f"{entrypoint}: vercel.json asks for VERCEL_PYTHON_COMPILEALL but lib/ ships no bytecode")
     installed = bundled_distributions(bundle)
     for name, version in sorted(lock.items()):
         if name not in installed:

@@ -44,6 +44,7 @@ def built(bundle: Path, **overrides: Any) -> dict[str, Any]:
         "entrypoint": "api/jobs/run.py",
         "ok": True,
         "entrypointName": "handler",
+        "functionsPattern": "api/jobs/run.py",
         "dir": str(bundle),
         "lambda": {"handler": "vc__handler__python.vc_handler", "runtime": "python3.12", "maxDuration": 300},
     }
@@ -145,4 +146,10 @@ def test_a_bundle_without_the_bytecode_vercel_json_asks_for_fails(bundle: Path) 
     (bundle / "lib" / "__pycache__" / "http.cpython-312.pyc").unlink()
     assert bundle_problems(built(bundle), LOCK, VERCEL_JSON) == [
         "api/jobs/run.py: vercel.json asks for VERCEL_PYTHON_COMPILEALL but lib/ ships no bytecode"
+    ]
+
+
+def test_a_function_no_vercel_json_entry_matches_fails(bundle: Path) -> None:
+    assert bundle_problems(built(bundle, functionsPattern=None), LOCK, VERCEL_JSON) == [
+        "api/jobs/run.py: no vercel.json `functions` entry matches it (no excludeFiles, no maxDuration)"
     ]

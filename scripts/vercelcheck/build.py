@@ -197,15 +197,6 @@ def bundled_distributions(bundle: Path) -> dict[str, str]:
     return found
 
 
-def expected_function_config(entrypoint: str, vercel_json: Mapping[str, Any]) -> Mapping[str, Any]:
-    from fnmatch import fnmatch
-
-    for pattern, config in (vercel_json.get("functions") or {}).items():
-        if entrypoint == pattern or fnmatch(entrypoint, pattern.replace("**/", "*")):
-            return dict(config)
-    return {}
-
-
 def bundle_problems(result: Mapping[str, Any], lock: Mapping[str, str], vercel_json: Mapping[str, Any]) -> list[str]:
     """Everything wrong with one built function (empty when it is deployable)."""
     entrypoint = result["entrypoint"]
@@ -224,7 +215,10 @@ def bundle_problems(result: Mapping[str, Any], lock: Mapping[str, str], vercel_j
         problems.append(f"{entrypoint}: runtime {lambda_.get('runtime')!r}, not {RUNTIME} (api/.python-version)")
     if lambda_.get("handler") != LAMBDA_HANDLER:
         problems.append(f"{entrypoint}: Lambda handler {lambda_.get('handler')!r}, not {LAMBDA_HANDLER}")
-    wanted = expected_function_config(entrypoint, vercel_json).get("maxDuration")
+    pattern = result.get("functionsPattern")
+    if pattern is None:
+        problems.append(f"{entrypoint}: no vercel.json `functions` entry matches it (no excludeFiles, no maxDuration)")
+    wanted = ((vercel_json.get("functions") or {}).get(pattern) or {}).get("maxDuration")
     if wanted is not None and lambda_.get("maxDuration") != wanted:
         problems.append(f"{entrypoint}: maxDuration {lambda_.get('maxDuration')}, vercel.json says {wanted}")
     bundle = Path(result["dir"])

@@ -123,3 +123,9 @@ def test_a_lock_that_forgets_a_package_is_refused(dropped: str, problem: str) ->
 def test_a_range_is_refused() -> None:
     lock = [Requirement("httpx>=0.27,<1") if r.name == "httpx" else r for r in read_lock(LOCK)]
     assert lock_problems(lock, environments()) == ["httpx<1,>=0.27 is not an exact pin (name==version)"]
+
+
+def test_no_other_manifest_competes_with_requirements_txt() -> None:
+    """Vercel's builder prefers any of these to requirements.txt (a local `vercel build` leaves the first two behind)."""
+    competing = [name for name in ("pyproject.toml", "uv.lock", "Pipfile", "Pipfile.lock") if (ROOT / name).exists()]
+    assert competing == [], "run-time dependencies live in requirements.txt only (docs/deploy.md)"

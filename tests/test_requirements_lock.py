@@ -126,6 +126,6 @@ def test_a_range_is_refused() -> None:
 
 
 def test_no_other_manifest_competes_with_requirements_txt() -> None:
-    """Vercel's builder prefers any of these to requirements.txt (a local `vercel build` leaves the first two behind)."""
+    """The builder prefers any of these to requirements.txt; a local `vercel build` leaves the first two behind."""
     competing = [name for name in ("pyproject.toml", "uv.lock", "Pipfile", "Pipfile.lock") if (ROOT / name).exists()]
     assert competing == [], "run-time dependencies live in requirements.txt only (docs/deploy.md)"

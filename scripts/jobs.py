@@ -37,11 +37,10 @@ from uuid import UUID
 if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import ValidationError
 
 from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
-from lib.jobs.registry import default_registry
+from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
 from lib.queue import JOB_STATUSES, Queue
 from lib.settings import Settings, get_settings
 from lib.worker import MAX_LIMIT, Worker
@@ -173,21 +172,10 @@ def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> O
     spec = default_registry.get(args.task_type)
     assert spec is not None
     try:
-        model = spec.payload_model.model_validate(args.payload or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        raise CliError(f"invalid payload for {args.task_type}: {problems}", EXIT_USAGE) from None
-    # Defaults filled in, as the admin triggers and pg_cron store it: equal jobs share one dedupe key.
-    # A payload model may name its public form (`to_payload`), leaving out what only a handler writes.
-    to_payload = getattr(model, "to_payload", None)
-    payload = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
-    internal = sorted(set(args.payload or {}) - set(payload))
-    if internal:
-        fields = ", ".join(internal)
-        raise CliError(f"{fields}: set by the {args.task_type} handler itself, not by an operator", EXIT_USAGE)
+        # Defaults filled in, as the admin triggers and the schedules store it: equal jobs share one dedupe key.
+        payload = stored_payload(spec, args.payload or {})
+    except PayloadRejected as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     queue = Queue(db)
     if args.no_dedupe:
         job_id, deduplicated = queue.enqueue(args.task_type, payload, run_at=args.run_at), False

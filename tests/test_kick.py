@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -133,10 +133,10 @@ def test_a_refused_kick_is_logged_with_its_status_and_changes_nothing(worker, sq
 class _SlowWorker(BaseHTTPRequestHandler):
     """Accepts the kick, then takes its time before answering, as a worker draining jobs does."""
 
-    received: list[dict[str, str]] = []
+    received: ClassVar[list[dict[str, str]]] = []
     release = threading.Event()
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", "0")))
         type(self).received.append({k.lower(): v for k, v in self.headers.items()})
         type(self).release.wait(10)

@@ -173,6 +173,13 @@ def read_supabase_schedules(conninfo: str) -> list[ScheduleDefinition]:
     return [ScheduleDefinition(*row) for row in rows]
 
 
+def read_queue_schedules(conninfo: str) -> list[tuple[str, str, bool]]:
+    """The queue's own schedules (name, cron, enabled): enqueued by every worker call, not by this scheduler."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute("select name, cron, enabled from job_queue_schedules order by name").fetchall()
+    return [(str(name), str(cron), bool(enabled)) for name, cron, enabled in rows]
+
+
 def run_schedule_command(conninfo: str, command: str) -> list[tuple[Any, ...]]:
     """Run a schedule's SQL as pg_cron does: its own connection, one transaction."""
     with psycopg.connect(conninfo, autocommit=False) as conn:

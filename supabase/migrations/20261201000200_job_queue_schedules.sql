@@ -249,8 +249,9 @@ on conflict (name) do nothing;
 -- (SKIP LOCKED), and a row another invocation has just moved no longer passes
 -- `next_run_at <= now()` when it is re-checked under the lock, so each due slot
 -- enqueues once. A schedule that fails to enqueue (it should not: the columns
--- are checked) is reported with its error and left due, never failing the
--- invocation that carries it. Nothing due: one index probe, no row locked.
+-- are checked) is reported with its error (and a WARNING in the database log)
+-- and left due, never failing the invocation that carries it. Nothing due: one
+-- index probe, no row locked.
 create or replace function public.job_queue_enqueue_due_schedules()
 returns table (schedule_name text, job_id uuid, deduplicated boolean, error text)
 language plpgsql
@@ -278,6 +279,7 @@ begin
              where sc.name = s.name;
             return query select s.name, e.job_id, e.deduplicated, null::text;
         exception when others then
+            raise warning 'job queue schedule % was not enqueued (left due): %', s.name, sqlerrm;
             return query select s.name, null::uuid, null::boolean, sqlerrm;
         end;
     end loop;

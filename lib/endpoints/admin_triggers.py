@@ -1,8 +1,8 @@
 """`POST /api/admin/jobs/trigger-sync` and `/trigger-totals-sweep`: an admin enqueues a Game Platform job.
 
 The stored payload holds every key with its default filled in, so a trigger
-from the dashboard, one from pg_cron and one from the CLI that mean the same
-thing have the same payload — and therefore the same dedupe key: while an equal
+from the dashboard, one from a schedule (job_queue_schedules) and one from the
+CLI that mean the same thing have the same payload — and therefore the same dedupe key: while an equal
 job is pending or processing, a trigger answers with that job instead of adding
 a second one. The database enforces it (a partial unique index), so concurrent
 clicks cannot race past it.

@@ -1,5 +1,8 @@
 """Cron schedules for the dev server: Vercel's crons and the Supabase (pg_cron) schedules.
 
+Recurring jobs are not here: they are the queue's own (`job_queue_schedules`),
+enqueued by each worker call, which the Vercel cron makes every 5 minutes.
+
 Both lists are read from their sources — `vercel.json` and the database's
 `job_queue_schedule_definitions()` (the pg_cron migration) — never kept here.
 Expressions are standard five-field cron, evaluated in UTC like Vercel Cron and

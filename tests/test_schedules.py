@@ -189,7 +189,8 @@ def test_the_retention_default_is_one_figure_in_python_and_sql(freshly_migrated)
 # -- evaluation by the worker ---------------------------------------------------------
 
 
-def add_schedule(sql, name="every-minute", *, task_type="noop", payload=None, cron="* * * * *", due=True, enabled=True):
+def add_schedule(sql, name="yearly", *, task_type="noop", payload=None, cron="0 0 1 1 *", due=True, enabled=True):
+    """A schedule made due (or not) by hand; yearly, so it never comes due again while a test runs."""
     sql.execute(
         "insert into job_queue_schedules (name, task_type, payload, cron, enabled, next_run_at)"
         " values (%s, %s, %s, %s, %s,"
@@ -198,7 +199,7 @@ def add_schedule(sql, name="every-minute", *, task_type="noop", payload=None, cr
     )
 
 
-def schedule(sql, name="every-minute") -> dict[str, Any]:
+def schedule(sql, name="yearly") -> dict[str, Any]:
     return sql.execute("select * from job_queue_schedules where name = %s", (name,)).fetchone()
 
 
@@ -210,15 +211,16 @@ def test_a_due_schedule_enqueues_one_job_and_moves_to_the_next_slot_after_now(qu
     add_schedule(sql, cron="*/30 * * * *", payload={"a": 1})
     sql.execute("update job_queue_schedules set next_run_at = now() - interval '3 hours'")  # slots were missed
     run, claimed = queue.begin_run("test", 5, False, LEASE)
-    assert run.scheduled == ("every-minute",)
+    assert run.scheduled == ("yearly",)
     [job] = jobs(sql)
     assert job["payload"] == {"a": 1}
     assert [c.id for c in claimed] == [job["id"]]  # enqueued first, so claimed by the same invocation
     row = schedule(sql)
-    now = sql.execute("select now() as n").fetchone()["n"]
-    assert row["next_run_at"] == cron_next(sql, "*/30 * * * *", now)  # no backfill of the missed slots
+    evaluated_at = job["created_at"]  # the invocation's now()
+    assert row["next_run_at"] == cron_next(sql, "*/30 * * * *", evaluated_at)  # no backfill of the missed slots
     assert row["last_job_id"] == job["id"]
     assert row["last_enqueued_at"] is not None
+    sql.execute("update job_queue_schedules set next_run_at = now() + interval '1 hour'")  # as if 10:30 were later
     run, _ = queue.begin_run("test", 5, False, LEASE)
     assert run.scheduled == ()
     assert len(jobs(sql)) == 1
@@ -228,7 +230,7 @@ def test_a_paused_queue_still_enqueues_due_schedules_but_claims_nothing(queue, s
     add_schedule(sql)
     queue.set_processing(False, "maintenance")
     run, claimed = queue.begin_run("test", 5, False, LEASE)
-    assert (run.processing_enabled, claimed, run.scheduled) == (False, [], ("every-minute",))
+    assert (run.processing_enabled, claimed, run.scheduled) == (False, [], ("yearly",))
     assert [j["status"] for j in jobs(sql)] == ["pending"]
 
 
@@ -250,7 +252,7 @@ def test_a_due_schedule_dedupes_against_a_live_equal_job(queue, sql):
     live = queue.enqueue_unique("noop", {"a": 1}, run_at=datetime.now(UTC) + timedelta(hours=1))
     add_schedule(sql, payload={"a": 1})
     run, claimed = queue.begin_run("test", 5, False, LEASE)
-    assert run.scheduled == ("every-minute",)
+    assert run.scheduled == ("yearly",)
     assert claimed == []
     assert [j["id"] for j in jobs(sql)] == [live.job_id]
     assert schedule(sql)["last_job_id"] == live.job_id
@@ -289,7 +291,7 @@ def test_nothing_due_costs_no_extra_statement(db, sql, clean_db):
 def test_overlapping_invocations_enqueue_a_due_schedule_once(clean_db, sql):
     """Real concurrent connections: each round, eight invocations begin at once on a due schedule."""
     settings = load_settings({"DATABASE_URL": clean_db})
-    add_schedule(sql, cron="* * * * *")
+    add_schedule(sql)
     rounds, workers = 6, 8
     for _ in range(rounds):
         sql.execute("update job_queue_schedules set next_run_at = now() - interval '1 minute'")
@@ -318,7 +320,7 @@ def test_overlapping_invocations_enqueue_a_due_schedule_once(clean_db, sql):
         for thread in threads:
             thread.join(60)
         assert errors == []
-        assert sorted(scheduled).count(("every-minute",)) == 1
+        assert sorted(scheduled).count(("yearly",)) == 1
     assert len(jobs(sql)) == rounds
 
 
@@ -360,3 +362,16 @@ def test_a_cleanup_job_with_a_bad_age_fails_for_good(clean_db):
         [result] = Worker(db, settings).run(limit=1, force=False, trigger_source="test").results
     assert result.status == "failed"
     assert "olderThanDays" in (result.last_error or "")
+
+
+def test_the_worker_endpoint_names_the_schedules_it_enqueued_even_while_paused(worker_api, sql):
+    from tests.support.secrets import cron_headers
+
+    add_schedule(sql, payload={"n": 1})
+    sql.execute("select job_queue_set_processing(false, 'maintenance')")
+    response = worker_api.request("GET", headers=cron_headers())
+    assert response.status == 200
+    assert response.json == {"status": "paused", "processed": 0, "reason": "maintenance", "scheduled": ["yearly"]}
+    assert [j["status"] for j in jobs(sql)] == ["pending"]
+    again = worker_api.request("GET", headers=cron_headers())
+    assert "scheduled" not in again.json  # moved to its next slot: nothing due now

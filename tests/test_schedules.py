@@ -261,7 +261,7 @@ def test_a_due_schedule_dedupes_against_a_live_equal_job(queue, sql):
 
 def test_a_seeded_sync_schedule_dedupes_against_the_trigger_payload(queue, sql):
     live = queue.enqueue_unique("game_platform_sync", SyncRequest().to_payload())
-    add_schedule(sql, "sync", task_type="game_platform_sync", payload={"dryRun": False, "coachId": None})
+    add_schedule(sql, "sync", task_type="game_platform_sync", payload=SyncRequest().to_payload())
     queue.begin_run("test", 1, False, LEASE)
     assert [j["id"] for j in jobs(sql, "game_platform_sync")] == [live.job_id]
 

@@ -5,20 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from psycopg.types.json import Jsonb
 
+from lib.jobs.game_platform_payloads import SyncRequest
 from tests.support.secrets import runner_headers
 from tests.support.tokens import admin_headers, coach_headers
 
 SCHEDULES = "api/admin/job-queue/schedules.py"
-SYNC_DEFAULTS = {"dryRun": False, "coachId": None}
+SYNC_DEFAULTS = SyncRequest().to_payload()
 
 
 @pytest.fixture
 def api(admin_env, serve, sql):
     sql.execute(
         "insert into job_queue_schedules (name, task_type, payload, cron, next_run_at) values"
-        " ('game_platform_sync', 'game_platform_sync', '{\"dryRun\": false, \"coachId\": null}', '*/30 * * * *',"
-        "  job_queue_cron_next('*/30 * * * *', now()))"
+        " ('game_platform_sync', 'game_platform_sync', %s, '*/30 * * * *', job_queue_cron_next('*/30 * * * *', now()))",
+        (Jsonb(SYNC_DEFAULTS),),
     )
     return serve(SCHEDULES)
 
@@ -79,7 +81,7 @@ def test_a_payload_is_stored_with_its_defaults_filled_in(api, sql):
         "POST", body={"name": "game_platform_sync", "payload": {"dryRun": True}}, headers=admin_headers()
     )
     assert response.status == 200
-    assert _row(sql)["payload"] == {"dryRun": True, "coachId": None}
+    assert _row(sql)["payload"] == {**SYNC_DEFAULTS, "dryRun": True}
 
 
 @pytest.mark.parametrize(

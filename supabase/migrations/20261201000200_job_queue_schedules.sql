@@ -236,9 +236,11 @@ grant select, insert, update, delete on table public.job_queue_schedules to serv
 -- (tests/test_schedules.py checks each against its model).
 insert into public.job_queue_schedules (name, task_type, payload, cron, next_run_at)
 values
-    ('game_platform_sync', 'game_platform_sync', '{"dryRun": false, "coachId": null}',
+    ('game_platform_sync', 'game_platform_sync',
+     '{"dryRun": false, "coachId": null, "forceFullSync": false, "forceFlashCtfSync": false}',
      '*/30 * * * *', public.job_queue_cron_next('*/30 * * * *', now())),
-    ('game_platform_totals_sweep', 'game_platform_totals_sweep', '{"dryRun": false, "coachId": null, "batchSize": 100}',
+    ('game_platform_totals_sweep', 'game_platform_totals_sweep',
+     '{"dryRun": false, "coachId": null, "batchSize": 100, "forceAll": false}',
      '0 * * * *', public.job_queue_cron_next('0 * * * *', now())),
     ('job_queue_cleanup', 'job_queue_cleanup', '{"olderThanDays": 30}',
      '17 3 * * *', public.job_queue_cron_next('17 3 * * *', now()))

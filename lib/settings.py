@@ -66,6 +66,11 @@ class Settings(BaseModel):
         default=5.0, alias="SUPABASE_AUTH_TIMEOUT_SECONDS"
     )
 
+    # Cookie sessions' same-origin check: take the host and scheme from
+    # X-Forwarded-Host / X-Forwarded-Proto. Only behind a proxy that overwrites
+    # both (clients can send them); off by default.
+    admin_trust_forwarded_headers: bool = Field(default=False, alias="ADMIN_TRUST_FORWARDED_HEADERS")
+
     # The kick: right after a trigger, retry or create enqueues, one POST to the
     # worker so the job starts in about a second instead of at the next cron
     # tick. JOB_QUEUE_WORKER_URL is the absolute URL of /api/jobs/run; on Vercel

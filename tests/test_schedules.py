@@ -375,3 +375,18 @@ def test_the_worker_endpoint_names_the_schedules_it_enqueued_even_while_paused(w
     assert [j["status"] for j in jobs(sql)] == ["pending"]
     again = worker_api.request("GET", headers=cron_headers())
     assert "scheduled" not in again.json  # moved to its next slot: nothing due now
+
+
+def test_a_repeated_first_statement_evaluates_the_schedules_once(queue, sql):
+    """A begin_run re-sent with the same invocation id (its reply was lost) answers the first call: nothing enqueued."""
+    import uuid
+
+    add_schedule(sql)
+    invocation = uuid.uuid4()
+    first, _ = queue.begin_run("test", 5, False, LEASE, invocation)
+    assert first.scheduled == ("yearly",)
+    sql.execute("update job_queue_schedules set next_run_at = now() - interval '1 minute'")  # due again, as if later
+    sql.execute("update job_queue set status = 'succeeded', completed_at = now()")  # no live copy to dedupe against
+    again, _ = queue.begin_run("test", 5, False, LEASE, invocation)
+    assert (again.run_id, again.scheduled) == (first.run_id, ())
+    assert len(jobs(sql)) == 1

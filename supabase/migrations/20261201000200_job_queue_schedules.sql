@@ -14,9 +14,9 @@
 -- evaluated in UTC, with Vixie cron's rules; `job_queue_cron_next` is the one
 -- definition, and the admin API and the CLI validate through it.
 --
--- Redefines whole: job_queue_begin_run (drops and recreates: its result gains
--- `scheduled`), job_queue_schedule_definitions (only the pg_net worker ping is
--- left for pg_cron).
+-- Redefines whole: job_queue_begin_run (of 20261201000100, with its invocation
+-- id; dropped and recreated because its result gains `scheduled`) and
+-- job_queue_schedule_definitions (only the pg_net worker ping is left for pg_cron).
 
 -- ---------------------------------------------------------------------------
 -- Cron evaluation (UTC)
@@ -366,18 +366,23 @@ $$;
 -- The invocation's first statement, now also keeping the schedules
 -- ---------------------------------------------------------------------------
 
--- As in 20261128000700 (record the run, read the pause switch, claim unless
--- paused), after enqueuing the due schedules' jobs first — also while paused, so
--- a paused queue still holds its one pending copy of each — so a job enqueued
--- here can be claimed by this very invocation. `scheduled` (on every row) names
--- the schedules that enqueued or found a live job in this call.
+-- As in 20261201000100 (record the run, read the pause switch, claim unless
+-- paused; with p_invocation_id a repeated call answers the first call's run and
+-- the jobs it still holds), after first enqueuing the due schedules' jobs — also
+-- while paused, so a paused queue still holds its one pending copy of each — so
+-- a job enqueued here can be claimed by this very invocation. `scheduled` (on
+-- every row) names the schedules that enqueued or found a live job in this call;
+-- a repeat evaluates nothing (the first call's enqueues are committed) and
+-- answers '{}'.
 drop function if exists public.job_queue_begin_run(text, integer, boolean, interval);
+drop function if exists public.job_queue_begin_run(text, integer, boolean, interval, uuid);
 
 create function public.job_queue_begin_run(
     p_trigger_source text,
     p_limit integer,
     p_forced boolean default false,
-    p_lease interval default interval '15 minutes'
+    p_lease interval default interval '15 minutes',
+    p_invocation_id uuid default null
 )
 returns table (
     run_id bigint,
@@ -400,23 +405,70 @@ declare
     v_run bigint;
     v_enabled boolean;
     v_reason text;
-    v_scheduled text[];
+    v_status text;
+    v_started timestamptz;
+    v_ids uuid[];
+    v_jobs job_queue[];
+    v_scheduled text[] := '{}';
 begin
+    if p_invocation_id is not null then
+        -- A repeat may arrive while the first call is still running (its client
+        -- gave up on the connection, the server did not): wait for it to commit.
+        perform pg_advisory_xact_lock(hashtextextended('job_queue_begin_run ' || p_invocation_id::text, 0));
+        select r.id, r.status, r.started_at, r.claimed_job_ids
+          into v_run, v_status, v_started, v_ids
+          from job_queue_runs r
+         where r.invocation_id = p_invocation_id;
+        if found then
+            -- The first call's answer: paused only if it found the queue paused and claimed nothing.
+            v_enabled := v_status <> 'paused';
+            select s.paused_reason into v_reason from job_queue_settings s;
+            return query
+            select v_run, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
+                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
+              from unnest(coalesce(v_ids, '{}')) with ordinality as c(id, n)
+              join job_queue j on j.id = c.id
+             where j.status = 'processing' and j.locked_at = v_started
+             order by c.n;
+            if found then
+                return;
+            end if;
+            return query
+            select v_run, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
+                   null::integer, null::uuid, null::timestamptz, null::timestamptz;
+            return;
+        end if;
+    end if;
+
     select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
       into v_scheduled
       from job_queue_enqueue_due_schedules() d;
+
     select s.run_id, s.processing_enabled, s.paused_reason
       into v_run, v_enabled, v_reason
       from job_queue_run_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
     if v_enabled or coalesce(p_forced, false) then
-        return query
-        select v_run, v_enabled, v_reason, v_scheduled, c.id, c.task_type, c.payload::text, c.attempts,
-               c.max_attempts, c.lease_token, c.run_at, c.lease_expires_at
-          from job_queue_claim(p_limit, p_lease) c;
-        if found then
+        select array_agg(x.job order by x.n)
+          into v_jobs
+          from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
+        if p_invocation_id is not null then
+            update job_queue_runs r
+               set invocation_id = p_invocation_id,
+                   claimed_job_ids = (select array_agg(j.id) from unnest(v_jobs) j)
+             where r.id = v_run;
+        end if;
+        if cardinality(v_jobs) > 0 then
+            return query
+            select v_run, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
+                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
+              from unnest(v_jobs) with ordinality as j
+             order by j.ordinality;
             return;
         end if;
     else
+        if p_invocation_id is not null then
+            update job_queue_runs r set invocation_id = p_invocation_id where r.id = v_run;
+        end if;
         perform job_queue_run_finish(v_run, 'paused');
     end if;
     return query

@@ -80,13 +80,14 @@ def test_the_next_slot_is_the_first_matching_minute_strictly_after(sql, cron, af
 
 
 def test_cron_is_evaluated_in_utc_whatever_the_session_time_zone(sql):
-    sql.execute("set time zone 'America/New_York'")  # DST ends there on 2026-11-01
-    after = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT, just before the clocks go back
-    assert cron_next(sql, "0 * * * *", after) == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
-    assert cron_next(sql, "0 6 * * *", after) == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
-    assert cron_next(sql, "0 6 * * *", datetime(2026, 11, 1, 6, 0, tzinfo=UTC)) == datetime(
-        2026, 11, 2, 6, 0, tzinfo=UTC
-    )
+    with sql.transaction():  # `set local`: one transaction is one server connection, pooler or not
+        sql.execute("set local time zone 'America/New_York'")  # DST ends there on 2026-11-01
+        after = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT, just before the clocks go back
+        assert cron_next(sql, "0 * * * *", after) == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+        assert cron_next(sql, "0 6 * * *", after) == datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+        assert cron_next(sql, "0 6 * * *", datetime(2026, 11, 1, 6, 0, tzinfo=UTC)) == datetime(
+            2026, 11, 2, 6, 0, tzinfo=UTC
+        )
 
 
 INVALID = [

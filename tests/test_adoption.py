@@ -37,13 +37,7 @@ ERAS = {
 ADOPTION = MIGRATIONS_DIR / "20261128000050_adopt_original_app.sql"
 ADOPTION_FILES = (ADOPTION, MIGRATIONS_DIR / "20261201000900_adopt_recurring_jobs.sql")
 SCHEDULES_MIGRATION = MIGRATIONS_DIR / "20261201000200_job_queue_schedules.sql"
-# The current shape's recurring jobs become rows of job_queue_schedules, which
-# another branch adds (i13-schedules); until it has landed, that shape cannot
-# be adopted (test_without_the_schedules_table_recurring_jobs_are_refused).
-NEEDS_SCHEDULES = pytest.mark.skipif(
-    not SCHEDULES_MIGRATION.exists(), reason=f"needs {SCHEDULES_MIGRATION.name} (job_queue_schedules)"
-)
-BOTH_ERAS = ["seed", pytest.param("head", marks=NEEDS_SCHEDULES)]
+BOTH_ERAS = ["seed", "head"]
 
 RUNNING_JOB = "60000000-0000-4000-8000-000000000002"
 PENDING_SYNC_JOB = "60000000-0000-4000-8000-000000000001"
@@ -414,7 +408,6 @@ def test_solves_get_their_roles_and_event_from_the_vendor_items_the_app_kept(ori
     assert solves[90001]["flash_ctf_event_id"] is None
 
 
-@NEEDS_SCHEDULES
 def test_the_original_apps_dashboard_still_reads_the_solves(origin):
     conninfo = origin("head")
     before = fetch(conninfo, "select * from get_dashboard_category_totals(array['syned-user-0001']) order by 2")
@@ -436,7 +429,6 @@ def test_the_original_apps_dashboard_still_reads_the_solves(origin):
     assert web[0]["points"] == 150
 
 
-@NEEDS_SCHEDULES
 def test_recurring_jobs_become_schedules_where_they_map(origin):
     conninfo = origin("head")
     migrate(conninfo)
@@ -469,7 +461,6 @@ def test_recurring_jobs_become_schedules_where_they_map(origin):
         assert jobs[job_id]["last_error"] is None
 
 
-@NEEDS_SCHEDULES
 def test_the_cli_says_which_recurring_jobs_stay_plain_jobs(origin):
     conninfo = origin("head")
     env = {**os.environ, "DATABASE_URL": conninfo}
@@ -485,7 +476,6 @@ def test_the_cli_says_which_recurring_jobs_stay_plain_jobs(origin):
     assert "adopt job_worker_runs: 4 run(s) copied into job_queue_runs" in result.stdout
 
 
-@NEEDS_SCHEDULES
 def test_the_worker_run_history_is_carried_over(origin):
     conninfo = origin("head")
     originals = fetch(conninfo, "select * from job_worker_runs order by started_at")
@@ -597,10 +587,13 @@ def test_the_bundles_tables_are_not_granted_to_the_api_roles(origin, era):
     """The current app's default privileges grant every new table to `authenticated`: ours must not keep it."""
     conninfo = origin(era)
     migrate(conninfo)
-    tables = ["job_queue", "job_queue_settings", "job_queue_runs", "game_platform_stats_merged_duplicates"]
-    if SCHEDULES_MIGRATION.exists():
-        tables.append("job_queue_schedules")
-    for table in tables:
+    for table in (
+        "job_queue",
+        "job_queue_settings",
+        "job_queue_runs",
+        "job_queue_schedules",
+        "game_platform_stats_merged_duplicates",
+    ):
         for role in ("anon", "authenticated"):
             (row,) = fetch(conninfo, "select has_table_privilege(%s, %s, 'select') as ok", (role, f"public.{table}"))
             assert not row["ok"], f"{role} can read {table}"
@@ -716,7 +709,6 @@ def pg_tool(name: str, conninfo: str) -> str:
     pytest.skip(f"no {name} for PostgreSQL {row['major']} on this machine")
 
 
-@NEEDS_SCHEDULES
 def test_the_documented_backup_and_rollback_restore_the_original(origin, tmp_path):
     """docs/adoption.md: pg_dump before, and after adopting, drop the two schemas and pg_restore."""
     conninfo = origin("head")

@@ -1,7 +1,7 @@
 -- Adopting the original app's database (docs/adoption.md).
 --
 -- Runs before every other migration. Where it finds the original app's tables
--- (the seed-era or the current shape, /work/shared/reference/origin-schema.md),
+-- (the seed-era or the current shape, as reference/origin-schema.md describes them),
 -- it converts them in place into the shape the later migrations expect, so their
 -- `create table if not exists` / `add column if not exists` complete them and
 -- every row is kept. On a fresh database, or one already in our shape, it

@@ -26,6 +26,7 @@ from lib.endpoints.admin_controls import (
     ToggleBody,
 )
 from lib.endpoints.admin_health import HealthParams, HealthResponse
+from lib.endpoints.admin_schedules import ListQuery, SaveBody, SavedSchedule, ScheduleList
 from lib.endpoints.admin_triggers import TriggerResponse
 from lib.endpoints.worker import PausedReport, RunParams, RunReport
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
@@ -213,6 +214,31 @@ ENDPOINTS: tuple[Endpoint, ...] = (
                 _HEALTH_ANSWERS,
                 query=HealthParams,
                 description=_HEALTH_AUTH,
+            ),
+        ),
+    ),
+    Endpoint(
+        "/api/admin/job-queue/schedules",
+        "api/admin/job-queue/schedules.py",
+        (
+            Operation(
+                "GET",
+                "List the schedules",
+                ADMIN,
+                _admin_errors(s200=Answer("Every schedule.", (ScheduleList,))),
+                query=ListQuery,
+            ),
+            Operation(
+                "POST",
+                "Update a schedule (name, enabled, cron, payload) or create one (taskType too)",
+                ADMIN,
+                _admin_errors(
+                    s200=Answer("The schedule, updated.", (SavedSchedule,)),
+                    s201=Answer("The schedule, created.", (SavedSchedule,)),
+                    s404=Answer("No schedule has that name (and no taskType was given to create it)."),
+                    s409=Answer("The change conflicts with the schedule's state."),
+                ),
+                body=SaveBody,
             ),
         ),
     ),

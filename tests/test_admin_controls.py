@@ -464,7 +464,7 @@ def test_retry_refused_while_an_equal_job_is_live(actions_api, admin_env, serve,
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"action": "delete", "jobId": "00000000-0000-4000-8000-000000000001"}, id="unknown-action"),
+        pytest.param({"action": "purge", "jobId": "00000000-0000-4000-8000-000000000001"}, id="unknown-action"),
         pytest.param({"action": "RETRY", "jobId": "00000000-0000-4000-8000-000000000001"}, id="wrong-case"),
         pytest.param({"action": "retry"}, id="missing-jobId"),
         pytest.param({"jobId": "00000000-0000-4000-8000-000000000001"}, id="missing-action"),

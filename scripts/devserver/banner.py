@@ -18,6 +18,8 @@ EXAMPLE_BODIES: dict[str, dict[str, object]] = {
     "/api/admin/jobs/trigger-totals-sweep": {"dryRun": False, "batchSize": 100},
     "/api/admin/job-queue/toggle": {"enabled": False, "reason": "maintenance"},
     "/api/admin/job-queue/actions": {"action": "retry", "jobId": "<job id>"},
+    "/api/admin/jobs/run-worker": {"limit": 5},
+    "/api/admin/jobs/create": {"taskType": "game_platform_sync", "payload": {"dryRun": True}},
 }
 EXAMPLE_QUERIES: dict[str, str] = {
     "/api/admin/job-queue/jobs": "?status=failed",

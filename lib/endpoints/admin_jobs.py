@@ -1,0 +1,161 @@
+"""The dashboard's job tools: run the worker now, and create a job of any registered task type.
+
+- `POST /api/admin/jobs/run-worker` `{"limit"?, "force"?}`: one worker invocation
+  in this request, answered with the worker's own report (as `/api/jobs/run`) and
+  recorded in the run history with trigger source `admin_manual`.
+- `GET  /api/admin/jobs/create`: the registered task types, each with its payload's
+  JSON schema and default payload, for the page's task type picker.
+- `POST /api/admin/jobs/create` `{"taskType", "payload"?, "runAt"?, "maxAttempts"?}`:
+  the payload is validated by the task type's request model and stored with every
+  default filled in, as the trigger endpoints store theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from lib.auth.admin import admin_connection
+from lib.endpoints.worker import RunParams
+from lib.errors import InvalidRequest
+from lib.http import Request, Response, json_response
+from lib.jobs.registry import TaskRegistry, TaskSpec, default_registry
+from lib.observability import log
+from lib.queue import DEFAULT_MAX_ATTEMPTS, Queue
+from lib.settings import Settings, get_settings
+from lib.worker import Worker
+
+ADMIN_TRIGGER_SOURCE = "admin_manual"
+
+# The admin functions run with vercel.json's `api/admin/**/*.py` maxDuration (30 s),
+# not the worker's 300 s: an invocation started here budgets for that, so it
+# stops starting jobs (and long handlers hand over to a continuation) in time.
+ADMIN_MAX_DURATION_SECONDS = 30.0
+ADMIN_FINISH_MARGIN_SECONDS = 5.0
+ADMIN_MIN_JOB_SECONDS = 10.0
+
+MAX_ATTEMPTS_LIMIT = 100
+
+
+def admin_worker_settings(settings: Settings) -> Settings:
+    """The settings with the worker's time budget fitted to an admin function's duration."""
+    return settings.model_copy(
+        update={
+            "worker_max_duration_seconds": min(settings.worker_max_duration_seconds, ADMIN_MAX_DURATION_SECONDS),
+            "worker_finish_margin_seconds": min(settings.worker_finish_margin_seconds, ADMIN_FINISH_MARGIN_SECONDS),
+            "worker_min_job_seconds": min(settings.worker_min_job_seconds, ADMIN_MIN_JOB_SECONDS),
+        }
+    )
+
+
+def run_worker(request: Request) -> Response:
+    received_at = time.monotonic()
+    settings = get_settings()
+    with admin_connection(request, settings) as (db, admin):
+        params = request.input(RunParams)
+        log("admin.worker_run_requested", limit=params.limit, force=params.force, user_id=str(admin.user_id))
+        report = Worker(db, admin_worker_settings(settings)).run(
+            limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
+        )
+    return json_response(report.to_json())
+
+
+# -- create --------------------------------------------------------------------------
+
+
+class CreateBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task_type: str = Field(alias="taskType", min_length=1, max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict, description="validated by the task type's model")
+    run_at: AwareDatetime | None = Field(default=None, alias="runAt", description="due time; now when absent")
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = Field(
+        default=DEFAULT_MAX_ATTEMPTS, alias="maxAttempts"
+    )
+
+
+class TaskTypesQuery(BaseModel):
+    """No parameters; unknown ones are refused like everywhere else."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def stored_payload(model: BaseModel) -> dict[str, Any]:
+    """The payload as stored: every public field with its default, camelCase keys (as the triggers store it)."""
+    to_payload = getattr(model, "to_payload", None)
+    if callable(to_payload):
+        payload: dict[str, Any] = to_payload()
+        return payload
+    return model.model_dump(mode="json", by_alias=True)
+
+
+def validate_payload(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any]:
+    """Validate as the trigger endpoints do (strict JSON), or 400 listing each bad payload field."""
+    model = spec.public_model
+    try:
+        validated = model.model_validate_json(json.dumps(payload), strict=True)
+    except ValidationError as exc:
+        details = [
+            {
+                "field": ".".join(["payload", *(str(part) for part in error["loc"])]),
+                "message": error["msg"],
+                "type": error["type"],
+            }
+            for error in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidRequest(f"The payload is not valid for {spec.task_type}.", details=details) from None
+    return stored_payload(validated)
+
+
+def _spec(registry: TaskRegistry, task_type: str) -> TaskSpec:
+    spec = registry.get(task_type)
+    if spec is None:
+        known = registry.task_types()
+        raise InvalidRequest(
+            f"Unknown task type {task_type!r}; registered: {', '.join(known) or 'none'}.",
+            details=[{"field": "taskType", "message": f"not a registered task type; one of: {', '.join(known)}"}],
+        )
+    return spec
+
+
+def task_type_json(spec: TaskSpec) -> dict[str, Any]:
+    """A task type for the page's picker: its payload schema and, when every field has one, its default payload."""
+    model = spec.public_model
+    try:
+        default: dict[str, Any] | None = stored_payload(model.model_validate({}))
+    except ValidationError:
+        default = None
+    return {
+        "taskType": spec.task_type,
+        "defaultPayload": default,
+        "payloadSchema": model.model_json_schema(by_alias=True),
+    }
+
+
+def list_task_types(request: Request, registry: TaskRegistry = default_registry) -> Response:
+    settings = get_settings()
+    with admin_connection(request, settings):
+        request.input(TaskTypesQuery)
+    specs = [spec for name in registry.task_types() if (spec := registry.get(name)) is not None]
+    return json_response({"taskTypes": [task_type_json(spec) for spec in specs]})
+
+
+def create_job(request: Request, registry: TaskRegistry = default_registry) -> Response:
+    settings = get_settings()
+    with admin_connection(request, settings) as (db, admin):
+        body = request.input(CreateBody)
+        spec = _spec(registry, body.task_type)
+        payload = validate_payload(spec, body.payload)
+        job_id = Queue(db).enqueue(spec.task_type, payload, run_at=body.run_at, max_attempts=body.max_attempts)
+    log(
+        "admin.job_created",
+        task_type=spec.task_type,
+        job_id=str(job_id),
+        run_at=body.run_at.isoformat() if body.run_at else None,
+        max_attempts=body.max_attempts,
+        user_id=str(admin.user_id),
+    )
+    return json_response({"success": True, "jobId": str(job_id)})

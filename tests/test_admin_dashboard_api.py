@@ -182,6 +182,7 @@ def test_create_refuses_an_unregistered_task_type(create_api, sql):
         ({"coachId": "not-a-uuid"}, "payload.coachId"),
         ({"dry_run": True}, "payload.dry_run"),
         ({"cursor": {"runId": 1}}, "payload.cursor"),  # only a handler writes a continuation's cursor
+        ({"cursor": {"startedAt": "2026-12-01T00:00:00Z", "fullSync": False, "flashForAll": False}}, "payload.cursor"),
     ],
 )
 def test_create_refuses_a_payload_its_model_refuses_with_details(create_api, sql, payload, field):
@@ -189,7 +190,8 @@ def test_create_refuses_a_payload_its_model_refuses_with_details(create_api, sql
         "POST", body={"taskType": "game_platform_sync", "payload": payload}, headers=admin_headers()
     )
     assert response.status == 400
-    assert field in [d["field"] for d in response.json["details"]]
+    assert any(d["field"].startswith(field) for d in response.json["details"]), response.json
+    assert "game_platform_sync" in response.json["message"]
     assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 0
 
 

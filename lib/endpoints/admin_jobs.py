@@ -6,7 +6,7 @@
 - `GET  /api/admin/jobs/create`: the registered task types, each with its payload's
   JSON schema and default payload, for the page's task type picker.
 - `POST /api/admin/jobs/create` `{"taskType", "payload"?, "runAt"?, "maxAttempts"?}`:
-  the payload is validated by the task type's request model and stored with every
+  the payload is validated by the task type's payload model and stored with every
   default filled in, as the trigger endpoints store theirs.
 """
 
@@ -83,31 +83,60 @@ class TaskTypesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def stored_payload(model: BaseModel) -> dict[str, Any]:
-    """The payload as stored: every public field with its default, camelCase keys (as the triggers store it)."""
-    to_payload = getattr(model, "to_payload", None)
-    if callable(to_payload):
-        payload: dict[str, Any] = to_payload()
-        return payload
-    return model.model_dump(mode="json", by_alias=True)
+def _payload_problems(task_type: str, problems: list[tuple[str, str, str]]) -> InvalidRequest:
+    return InvalidRequest(
+        f"The payload is not valid for {task_type}.",
+        details=[
+            {"field": f"payload.{field}" if field else "payload", "message": message, "type": kind}
+            for field, message, kind in problems
+        ],
+    )
 
 
-def validate_payload(spec: TaskSpec, payload: dict[str, Any]) -> dict[str, Any]:
-    """Validate as the trigger endpoints do (strict JSON), or 400 listing each bad payload field."""
-    model = spec.public_model
+def stored_payload(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    """The payload as stored: validated as the trigger endpoints validate (strict JSON), every
+    default filled in, camelCase keys — the form the triggers store, so equal jobs dedupe.
+
+    A model may name its public form (`to_payload`), leaving out what only its
+    handler writes (a continuation's cursor); such a field in `raw` is refused.
+    Refusals are 400s listing each bad field as `payload.<field>`.
+    """
     try:
-        validated = model.model_validate_json(json.dumps(payload), strict=True)
+        model = spec.payload_model.model_validate_json(json.dumps(raw), strict=True)
     except ValidationError as exc:
-        details = [
-            {
-                "field": ".".join(["payload", *(str(part) for part in error["loc"])]),
-                "message": error["msg"],
-                "type": error["type"],
-            }
-            for error in exc.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidRequest(f"The payload is not valid for {spec.task_type}.", details=details) from None
-    return stored_payload(validated)
+        raise _payload_problems(
+            spec.task_type,
+            [
+                (".".join(str(p) for p in e["loc"]), e["msg"], e["type"])
+                for e in exc.errors(include_url=False, include_input=False)
+            ],
+        ) from None
+    to_payload = getattr(model, "to_payload", None)
+    payload: dict[str, Any] = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
+    internal = sorted(set(raw) - set(payload))
+    if internal:
+        raise _payload_problems(
+            spec.task_type, [(name, "written by the job's handler only", "internal") for name in internal]
+        )
+    return payload
+
+
+def default_payload(spec: TaskSpec) -> dict[str, Any] | None:
+    """The stored form of an empty payload, or None when the model has required fields."""
+    try:
+        return stored_payload(spec, {})
+    except InvalidRequest:
+        return None
+
+
+def payload_schema(spec: TaskSpec) -> dict[str, Any]:
+    """The payload model's JSON schema, without the fields only its handler writes."""
+    schema = spec.payload_model.model_json_schema(by_alias=True)
+    public = default_payload(spec)
+    properties = schema.get("properties")
+    if public is not None and isinstance(properties, dict):
+        schema["properties"] = {k: v for k, v in properties.items() if k in public}
+    return schema
 
 
 def _spec(registry: TaskRegistry, task_type: str) -> TaskSpec:
@@ -123,16 +152,7 @@ def _spec(registry: TaskRegistry, task_type: str) -> TaskSpec:
 
 def task_type_json(spec: TaskSpec) -> dict[str, Any]:
     """A task type for the page's picker: its payload schema and, when every field has one, its default payload."""
-    model = spec.public_model
-    try:
-        default: dict[str, Any] | None = stored_payload(model.model_validate({}))
-    except ValidationError:
-        default = None
-    return {
-        "taskType": spec.task_type,
-        "defaultPayload": default,
-        "payloadSchema": model.model_json_schema(by_alias=True),
-    }
+    return {"taskType": spec.task_type, "defaultPayload": default_payload(spec), "payloadSchema": payload_schema(spec)}
 
 
 def list_task_types(request: Request, registry: TaskRegistry = default_registry) -> Response:
@@ -148,7 +168,7 @@ def create_job(request: Request, registry: TaskRegistry = default_registry) -> R
     with admin_connection(request, settings) as (db, admin):
         body = request.input(CreateBody)
         spec = _spec(registry, body.task_type)
-        payload = validate_payload(spec, body.payload)
+        payload = stored_payload(spec, body.payload)
         job_id = Queue(db).enqueue(spec.task_type, payload, run_at=body.run_at, max_attempts=body.max_attempts)
     log(
         "admin.job_created",

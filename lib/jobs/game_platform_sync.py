@@ -710,4 +710,4 @@ def _record_failure(ctx: JobContext, store: GamePlatformStore, progress: SyncPro
             store.note_run_error(progress.run_id, ctx.job_id, error)
 
 
-TASK = TaskSpec(SYNC_TASK_TYPE, SyncPayload, handle, request_model=SyncRequest)
+TASK = TaskSpec(SYNC_TASK_TYPE, SyncPayload, handle)

@@ -315,4 +315,4 @@ def handle(ctx: JobContext, payload: SweepPayload) -> dict[str, Any]:
         raise job_error from exc
 
 
-TASK = TaskSpec(TOTALS_SWEEP_TASK_TYPE, SweepPayload, handle, request_model=SweepRequest)
+TASK = TaskSpec(TOTALS_SWEEP_TASK_TYPE, SweepPayload, handle)

@@ -20,22 +20,11 @@ Handler = Callable[[JobContext, Any], Any]
 
 
 class TaskSpec(NamedTuple):
-    """A task type: its payload model (validated before the handler runs) and its handler.
-
-    `request_model` is what an operator may ask for when creating such a job by
-    hand (the dashboard's "Create job"): the payload model without the fields
-    only a handler writes, such as a continuation's cursor. None: the payload
-    model itself.
-    """
+    """A task type: its payload model (validated before the handler runs) and its handler."""
 
     task_type: str
     payload_model: type[BaseModel]
     handle: Handler
-    request_model: type[BaseModel] | None = None
-
-    @property
-    def public_model(self) -> type[BaseModel]:
-        return self.request_model or self.payload_model
 
 
 BUILTIN_TASK_MODULES: dict[str, str] = {

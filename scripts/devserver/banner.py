@@ -26,6 +26,17 @@ EXAMPLE_QUERIES: dict[str, str] = {
 }
 
 
+DASHBOARD_PATH = "/dashboard/admin-tools/jobs"
+
+
+def dashboard_url(base_url: str, token: str) -> str:
+    """The admin page's URL, signed in: the page keeps the token of `#token=` in sessionStorage.
+
+    After `#`, so the token never reaches a server log or a Referer header.
+    """
+    return f"{base_url}{DASHBOARD_PATH}#token={token}"
+
+
 @dataclass(frozen=True)
 class AdminToken:
     token: str
@@ -86,6 +97,11 @@ def render_banner(
         add("  migrations    up to date")
     add(f"  game platform {game_platform}")
     add(f"  demo data     {seed_note}")
+    if admin is not None:
+        add(f"  dashboard     {dashboard_url(base_url, admin.token)}")
+        add("                (signed in as the admin by the token after #; it stays in this browser tab only)")
+    else:
+        add(f"  dashboard     {base_url}{DASHBOARD_PATH} (no admin token: {admin_note})")
     add("")
     add("Routes (discovered from api/, served by each file's own handler class):")
     for route in routes:

@@ -428,7 +428,7 @@ async function watchJob(jobId, label) {
     } else if (TERMINAL.has(job.status)) {
       const counts = job.output
         ? Object.entries(job.output)
-            .filter(([k, v]) => typeof v === "number" && k !== "invocations" && k !== "runId")
+            .filter(([k, v]) => typeof v === "number" && !["invocations", "runId"].includes(k) && !k.endsWith("Omitted"))
             .slice(0, 6)
             .map(([k, v]) => `${k} ${v}`)
             .join(", ")
@@ -596,7 +596,7 @@ function schedulesTable(schedules, editable) {
   const cols = ["Name", "Task type", "Cron (UTC)", "Enabled", "Next run", "Last enqueued"];
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap", tabindex: 0, role: "region", "aria-labelledby": "schedules-title" },
     h(
       "table",
       {},

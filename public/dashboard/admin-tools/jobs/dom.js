@@ -44,7 +44,9 @@ export function when(iso) {
   if (abs < 45) return seconds < 0 ? "just now" : "in a few seconds";
   if (abs < 3600) return relative.format(Math.round(seconds / 60), "minute");
   if (abs < 86400) return relative.format(Math.round(seconds / 3600), "hour");
-  return relative.format(Math.round(seconds / 86400), "day");
+  if (abs < 86400 * 60) return relative.format(Math.round(seconds / 86400), "day");
+  if (abs < 86400 * 730) return relative.format(Math.round(seconds / (86400 * 30.44)), "month");
+  return relative.format(Math.round(seconds / (86400 * 365.25)), "year");
 }
 
 /** A time element: relative text, the exact time on hover and for assistive technology. */

@@ -199,11 +199,11 @@ export class JobsPanel {
         job.dedupeKey ? fact("Dedupe key", h("span", { class: "mono" }, job.dedupeKey)) : null,
       ),
       h("h3", {}, "Last error"),
-      job.lastError ? h("pre", { class: "error-block" }, job.lastError) : empty("None."),
+      job.lastError ? h("pre", { class: "error-block", tabindex: 0, "aria-label": "Last error" }, job.lastError) : empty("None."),
       h("h3", {}, "Payload"),
-      h("pre", {}, pretty(job.payload)),
+      h("pre", { tabindex: 0, "aria-label": "Payload" }, pretty(job.payload)),
       h("h3", {}, "Output"),
-      job.output === null || job.output === undefined ? empty("None yet.") : h("pre", {}, pretty(job.output)),
+      job.output === null || job.output === undefined ? empty("None yet.") : h("pre", { tabindex: 0, "aria-label": "Output" }, pretty(job.output)),
     );
     $("job-retry").disabled = !RETRYABLE.has(job.status);
     $("job-cancel").disabled = !CANCELLABLE.has(job.status);

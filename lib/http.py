@@ -1,15 +1,22 @@
-"""The HTTP layer every `api/` file shares.
+'''The HTTP layer every `api/` file shares.
 
 Vercel's Python runtime serves an api file's `handler` class (a
 `BaseHTTPRequestHandler`) and answers 501 for any method the class lacks. An api
 file therefore builds its class here from a method → endpoint map:
 
-    handler = vercel_handler(GET=run_jobs, POST=run_jobs)
+    class handler(vercel_handler(GET=run_jobs, POST=run_jobs)):  # noqa: N801
+        """The worker's one entry point."""
 
 and gets request parsing, the 64 KiB body limit, JSON responses, the error shape
 `{"error", "message", "details"?}`, 405 for methods it does not serve, and a 500
 (logged and sent to Sentry) only for bugs.
-"""
+
+The form is the builder's, not ours: `@vercel/python` reads the file's syntax
+tree (it does not import it) and accepts a top-level `class handler(...)`, or an
+`app`/`application` it would then serve as WSGI/ASGI; an assignment
+`handler = vercel_handler(...)` is refused. So an api file never defines a
+top-level `app` or `application` either.
+'''
 
 from __future__ import annotations
 
@@ -156,7 +163,7 @@ def dispatch(routes: Mapping[str, Endpoint], request: Request) -> Response:
 
 
 def vercel_handler(**routes: Endpoint) -> type[BaseHTTPRequestHandler]:
-    """Build the `handler` class Vercel serves, from a method → endpoint map."""
+    """The base of the `handler` class Vercel serves, from a method → endpoint map."""
     unknown = set(routes) - set(SERVED_METHODS)
     if unknown:
         raise ValueError(f"unsupported HTTP methods: {sorted(unknown)}")

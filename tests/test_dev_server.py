@@ -332,7 +332,8 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
         stale = broken.stat().st_mtime_ns
         broken.write_text(
             "from lib.http import json_response, vercel_handler\n"
-            "handler = vercel_handler(GET=lambda request: json_response({'hello': request.path}))\n"
+            "class handler(vercel_handler(GET=lambda request: json_response({'hello': request.path}))):\n"
+            '    """Says hello."""\n'
         )
         os.utime(broken, ns=(stale + 10**9, stale + 10**9))  # changed, even on a coarse-mtime filesystem
         answer = request(port, "GET", "/api/hello-world?x=1")

@@ -3,4 +3,6 @@
 from lib.endpoints.worker import run_jobs
 from lib.http import vercel_handler
 
-handler = vercel_handler(GET=run_jobs, POST=run_jobs)
+
+class handler(vercel_handler(GET=run_jobs, POST=run_jobs)):  # noqa: N801
+    """The worker's one entry point: every caller drains the same queue the same way."""

@@ -3,4 +3,6 @@
 from lib.endpoints.admin_health import queue_health
 from lib.http import vercel_handler
 
-handler = vercel_handler(GET=queue_health, HEAD=queue_health)
+
+class handler(vercel_handler(GET=queue_health, HEAD=queue_health)):  # noqa: N801
+    """One verdict (200/503) that both a person and an uptime monitor can read."""

@@ -3,4 +3,6 @@
 from lib.endpoints.admin_controls import list_jobs
 from lib.http import vercel_handler
 
-handler = vercel_handler(GET=list_jobs)
+
+class handler(vercel_handler(GET=list_jobs)):  # noqa: N801
+    """The dashboard's window onto the queue, read only."""

@@ -3,4 +3,6 @@
 from lib.endpoints.admin_controls import toggle_processing
 from lib.http import vercel_handler
 
-handler = vercel_handler(POST=toggle_processing)
+
+class handler(vercel_handler(POST=toggle_processing)):  # noqa: N801
+    """The pause switch, so an operator can stop processing without a deploy."""

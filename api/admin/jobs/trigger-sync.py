@@ -3,4 +3,6 @@
 from lib.endpoints.admin_triggers import trigger_sync
 from lib.http import vercel_handler
 
-handler = vercel_handler(POST=trigger_sync)
+
+class handler(vercel_handler(POST=trigger_sync)):  # noqa: N801
+    """Lets an admin start a sync now instead of waiting for its schedule."""

@@ -381,30 +381,30 @@ def test_health_lists_are_bounded_to_25_oldest_first(health_api, sql):
     assert body["stuckJobs"] == 30
 
 
-def test_health_schedules_are_empty_until_the_schedules_table_exists(health_api, sql):
+def test_health_schedules_are_empty_without_schedules(health_api, sql):
     if sql.execute("select to_regclass('public.job_queue_schedules') as t").fetchone()["t"] is not None:
-        pytest.skip("job_queue_schedules exists: the schedules migration has landed")
+        sql.execute("delete from job_queue_schedules")
     assert health_api.request("GET", headers=admin_headers()).json["schedules"] == []
 
 
-def test_health_reads_schedules_once_a_schedules_table_exists(clean_db):
-    """The function reads whatever table later lands, by its columns, without being redefined."""
-    with psycopg.connect(clean_db, autocommit=True) as conn:
-        exists = conn.execute("select to_regclass('public.job_queue_schedules')").fetchone()[0]
-        if exists is not None:
-            pytest.skip("job_queue_schedules exists: covered by the schedules tests")
-        conn.execute("begin")
+def test_health_lists_the_schedules_table_whenever_it_exists(clean_db):
+    """Before the schedules migration the table is made here (and rolled back); after it, its own is used."""
+    with psycopg.connect(clean_db) as conn:
+        if conn.execute("select to_regclass('public.job_queue_schedules')").fetchone()[0] is None:
+            conn.execute(
+                "create table public.job_queue_schedules (name text primary key, task_type text not null,"
+                " payload jsonb not null default '{}', cron text not null, enabled boolean not null default true,"
+                " next_run_at timestamptz not null, last_enqueued_at timestamptz)"
+            )
+        conn.execute("delete from job_queue_schedules")
         conn.execute(
-            "create table public.job_queue_schedules (name text primary key, task_type text, cron text,"
-            " enabled boolean, next_run_at timestamptz, last_enqueued_at timestamptz, payload jsonb)"
-        )
-        conn.execute(
-            "insert into job_queue_schedules values ('nightly-sync', 'game_platform_sync', '0 3 * * *', true,"
-            " '2026-12-02T03:00:00Z', null, '{}'), ('a-sweep', 'game_platform_totals_sweep', '*/30 * * * *', false,"
-            " null, '2026-12-01T10:00:00Z', '{}')"
+            "insert into job_queue_schedules (name, task_type, payload, cron, enabled, next_run_at, last_enqueued_at)"
+            " values ('nightly-sync', 'game_platform_sync', '{}', '0 3 * * *', true, '2026-12-02T03:00:00Z', null),"
+            " ('a-sweep', 'game_platform_totals_sweep', '{}', '*/30 * * * *', false, '2026-12-02T03:00:00Z',"
+            " '2026-12-01T10:00:00Z')"
         )
         schedules = conn.execute("select schedules from job_queue_health_details(600, 25)").fetchone()[0]
-        conn.execute("rollback")
+        conn.rollback()
     assert [s["name"] for s in schedules] == ["a-sweep", "nightly-sync"]
     assert schedules[1] == {
         "name": "nightly-sync",
@@ -414,6 +414,7 @@ def test_health_reads_schedules_once_a_schedules_table_exists(clean_db):
         "nextRunAt": "2026-12-02T03:00:00+00:00",
         "lastEnqueuedAt": None,
     }
+    assert schedules[0]["lastEnqueuedAt"] == "2026-12-01T10:00:00+00:00"
 
 
 def test_health_last_sync_run_is_null_then_the_latest_run(health_api, sql):

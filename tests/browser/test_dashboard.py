@@ -429,6 +429,35 @@ def test_keyboard_alone_reaches_and_presses_the_controls(page: Any) -> None:
     expect(page.locator("#run-report")).to_contain_text("The worker ran")
 
 
+def test_schedules_are_listed_and_switched_or_said_to_be_unavailable(dev: DevServer, page: Any) -> None:
+    from playwright.sync_api import expect
+
+    panel = page.get_by_role("region", name="Schedules")
+    listed = request(dev.port, "GET", "/api/admin/job-queue/schedules", None, {"Authorization": f"Bearer {dev.token}"})
+    if listed.status == 404:  # the schedules API is not part of this build
+        expect(panel).to_contain_text("not available")
+        return
+    schedules = listed.json["schedules"]
+    assert schedules, "the schedules API lists no schedule"
+    name = schedules[0]["name"]
+    enabled = schedules[0]["enabled"]
+    first, then = ("Disable", "Enable") if enabled else ("Enable", "Disable")
+    panel.get_by_role("button", name=f"{first} schedule {name}").click()
+    expect(panel.get_by_role("button", name=f"{then} schedule {name}")).to_be_visible()
+    assert dev.api("GET", "/api/admin/job-queue/schedules")["schedules"][0]["enabled"] is (not enabled)
+    panel.get_by_role("button", name=f"{then} schedule {name}").click()
+    expect(panel.get_by_role("button", name=f"{first} schedule {name}")).to_be_visible()
+
+    panel.get_by_label(f"Cron for {name}").fill("7 4 * * *")
+    panel.get_by_role("button", name=f"Save cron for {name}").click()
+    expect(panel.get_by_label(f"Cron for {name}")).to_have_value("7 4 * * *")
+    saved = next(s for s in dev.api("GET", "/api/admin/job-queue/schedules")["schedules"] if s["name"] == name)
+    assert saved["cron"] == "7 4 * * *"
+    panel.get_by_label(f"Cron for {name}").fill("not a cron")
+    panel.get_by_role("button", name=f"Save cron for {name}").click()
+    expect(page.locator("#toast")).to_contain_text("invalid")
+
+
 def _axe(page: Any) -> list[dict[str, Any]]:
     assert AXE.exists(), f"{AXE} is missing: run `npm ci` in {HERE}"
     page.add_script_tag(path=str(AXE))

@@ -596,7 +596,7 @@ function schedulesTable(schedules, editable) {
   const cols = ["Name", "Task type", "Cron (UTC)", "Enabled", "Next run", "Last enqueued"];
   return h(
     "div",
-    { class: "table-wrap", tabindex: 0, role: "region", "aria-labelledby": "schedules-title" },
+    { class: "table-wrap", tabindex: 0, role: "region", "aria-label": "Schedules table" },
     h(
       "table",
       {},

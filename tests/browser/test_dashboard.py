@@ -450,6 +450,7 @@ def test_schedules_are_listed_and_switched_or_said_to_be_unavailable(dev: DevSer
 
     panel.get_by_label(f"Cron for {name}", exact=True).fill("7 4 * * *")
     panel.get_by_role("button", name=f"Save cron for {name}").click()
+    expect(page.locator("#toast")).to_contain_text(f"Schedule {name} saved")
     expect(panel.get_by_label(f"Cron for {name}", exact=True)).to_have_value("7 4 * * *")
     saved = next(s for s in dev.api("GET", "/api/admin/job-queue/schedules")["schedules"] if s["name"] == name)
     assert saved["cron"] == "7 4 * * *"

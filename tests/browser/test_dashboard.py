@@ -21,6 +21,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -165,12 +166,18 @@ class DevServer:
 
 
 @pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+def dev() -> Iterator[DevServer]:
     _chromium()
     _playwright()
-    server = DevServer(tmp_path_factory.mktemp("dashboard") / "dev")
-    yield server
-    server.stop()
+    # A folder of its own rather than pytest's tmp_path: another pytest run on the machine
+    # prunes old pytest-of-<user> folders, the embedded PostgreSQL's data folder included.
+    data_dir = Path(tempfile.mkdtemp(prefix="jq-dashboard-"))
+    try:
+        server = DevServer(data_dir / "dev")
+        yield server
+        server.stop()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class Console:

@@ -575,7 +575,9 @@ async function refreshSchedules() {
     return;
   }
   state.schedulesAvailable = true;
-  renderSchedules(data.schedules || [], true);
+  // An auto-refresh must not throw away a cron the operator is typing.
+  const editing = [...$("schedules").querySelectorAll("input")].some((i) => i.value !== i.defaultValue);
+  if (!editing) renderSchedules(data.schedules || [], true);
 }
 
 function renderSchedulesFromHealth(schedules) {
@@ -613,7 +615,8 @@ function schedulesTable(schedules, editable) {
                   class: "inline-form",
                   onsubmit: (e) => {
                     e.preventDefault();
-                    saveSchedule({ name: s.name, cron: e.target.elements.cron.value.trim() });
+                    const input = e.target.elements.cron;
+                    saveSchedule({ name: s.name, cron: input.value.trim() }, input);
                   },
                 },
                 h("label", { for: cronId, class: "visually-hidden" }, `Cron for ${s.name}`),
@@ -654,10 +657,11 @@ function schedulesTable(schedules, editable) {
   );
 }
 
-async function saveSchedule(change) {
+async function saveSchedule(change, input) {
   try {
     await api("/api/admin/job-queue/schedules", { method: "POST", body: change });
     toast(`Schedule ${change.name} saved.`);
+    if (input) input.defaultValue = input.value; // saved: no longer an unsaved edit
   } catch (error) {
     const detail = error.body?.details?.[0]?.message;
     toast(detail ? `${error.message} ${detail}` : error.message);

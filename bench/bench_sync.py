@@ -161,6 +161,12 @@ def _time_statements(db: Database) -> Callable[[], float]:
 def _seed(conninfo: str, dataset: Dataset) -> tuple[int, int]:
     rows = dataset.local_rows()
     with psycopg.connect(conninfo, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(  # the coaches, approved: a team's roster is synced only for an approved coach
+            "insert into profiles (id, role, is_approved, first_name, last_name, email, game_platform_user_id)"
+            " values (%(id)s, %(role)s, %(is_approved)s, %(first_name)s, %(last_name)s, %(email)s,"
+            " %(game_platform_user_id)s)",
+            rows["profiles"],
+        )
         cur.executemany(
             "insert into competitors (id, coach_id, first_name, last_name, email, game_platform_id)"
             " values (%(id)s, %(coach_id)s, %(first_name)s, %(last_name)s, %(email)s, %(game_platform_id)s)",

@@ -24,6 +24,10 @@ def sweep_api(admin_env, serve):
     return serve(SWEEP)
 
 
+SYNC_DEFAULTS = {"dryRun": False, "coachId": None, "forceFullSync": False, "forceFlashCtfSync": False}
+SWEEP_DEFAULTS = {"dryRun": False, "coachId": None, "batchSize": 100, "forceAll": False}
+
+
 def _jobs(sql):
     return sql.execute("select task_type, payload, status, run_at <= now() as due from job_queue").fetchall()
 
@@ -38,7 +42,7 @@ def test_sync_with_empty_body_enqueues_defaults(sync_api, sql):
     assert body == {"success": True, "jobId": body["jobId"], "message": "Incremental sync job enqueued successfully"}
     row = sql.execute("select * from job_queue where id = %s", (body["jobId"],)).fetchone()
     assert row["task_type"] == "game_platform_sync"
-    assert row["payload"] == {"dryRun": False, "coachId": None}
+    assert row["payload"] == SYNC_DEFAULTS
     assert row["status"] == "pending"
     assert _jobs(sql)[0]["due"] is True
 
@@ -47,12 +51,12 @@ def test_sync_with_every_field(sync_api, sql):
     coach = uuid.uuid4()
     response = sync_api.request("POST", body={"dryRun": True, "coachId": str(coach).upper()}, headers=admin_headers())
     assert response.status == 200
-    assert _jobs(sql)[0]["payload"] == {"dryRun": True, "coachId": str(coach)}
+    assert _jobs(sql)[0]["payload"] == {**SYNC_DEFAULTS, "dryRun": True, "coachId": str(coach)}
 
 
 def test_sync_with_empty_json_object(sync_api, sql):
     assert sync_api.request("POST", body={}, headers=admin_headers()).status == 200
-    assert _jobs(sql)[0]["payload"] == {"dryRun": False, "coachId": None}
+    assert _jobs(sql)[0]["payload"] == SYNC_DEFAULTS
 
 
 def test_sweep_with_empty_body_enqueues_defaults(sweep_api, sql):
@@ -62,9 +66,7 @@ def test_sweep_with_empty_body_enqueues_defaults(sweep_api, sql):
     assert response.json["success"] is True
     assert "deduplicated" not in response.json
     jobs = _jobs(sql)
-    assert [(j["task_type"], j["payload"]) for j in jobs] == [
-        ("game_platform_totals_sweep", {"dryRun": False, "coachId": None, "batchSize": 100})
-    ]
+    assert [(j["task_type"], j["payload"]) for j in jobs] == [("game_platform_totals_sweep", SWEEP_DEFAULTS)]
 
 
 @pytest.mark.parametrize("batch_size", [1, 250, 1000])
@@ -72,7 +74,36 @@ def test_sweep_batch_size_bounds_are_accepted(sweep_api, sql, batch_size):
     coach = str(uuid.uuid4())
     body = {"dryRun": True, "coachId": coach, "batchSize": batch_size}
     assert sweep_api.request("POST", body=body, headers=admin_headers()).status == 200
-    assert _jobs(sql)[0]["payload"] == body
+    assert _jobs(sql)[0]["payload"] == {**SWEEP_DEFAULTS, **body}
+
+
+def test_sync_accepts_its_force_options(sync_api, sql):
+    body = {"forceFullSync": True, "forceFlashCtfSync": True}
+    assert sync_api.request("POST", body=body, headers=admin_headers()).status == 200
+    assert _jobs(sql)[0]["payload"] == {**SYNC_DEFAULTS, **body}
+
+
+def test_sweep_accepts_force_all(sweep_api, sql):
+    assert sweep_api.request("POST", body={"forceAll": True}, headers=admin_headers()).status == 200
+    assert _jobs(sql)[0]["payload"] == {**SWEEP_DEFAULTS, "forceAll": True}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        (SYNC, {"forceFullSync": "true"}, "forceFullSync"),
+        (SYNC, {"forceFlashCtfSync": 1}, "forceFlashCtfSync"),
+        (SYNC, {"forceAll": True}, "forceAll"),
+        (SWEEP, {"forceAll": None}, "forceAll"),
+        (SWEEP, {"forceFullSync": True}, "forceFullSync"),
+    ],
+)
+def test_force_options_are_validated_like_the_others(admin_env, serve, sql, path, body, field):
+    response = serve(path).request("POST", body=body, headers=admin_headers())
+    assert response.status == 400
+    assert response.json["error"] == "invalid_request"
+    assert {d["field"] for d in response.json["details"]} == {field}
+    assert _jobs(sql) == []
 
 
 # -- validation: 400 and nothing enqueued --------------------------------------------
@@ -204,7 +235,8 @@ def test_dedupe_key_matches_what_sql_callers_compute(sync_api, sql):
     """pg_cron and the CLI dedupe through job_queue_payload_key of the same payload."""
     job_id = sync_api.request("POST", headers=admin_headers()).json["jobId"]
     row = sql.execute(
-        'select dedupe_key = job_queue_payload_key(\'{"coachId": null, "dryRun": false}\'::jsonb) as same'
+        "select dedupe_key = job_queue_payload_key("
+        '\'{"coachId": null, "dryRun": false, "forceFullSync": false, "forceFlashCtfSync": false}\'::jsonb) as same'
         " from job_queue where id = %s",
         (job_id,),
     ).fetchone()

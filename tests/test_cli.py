@@ -62,10 +62,24 @@ def test_enqueue_fills_defaults_like_the_admin_trigger_and_dedupes_against_it(ru
 
     code, first = run_cli("enqueue", "game_platform_sync")
     assert code == 0
-    assert first["payload"] == SyncRequest().to_payload() == {"dryRun": False, "coachId": None}
+    assert first["payload"] == SyncRequest().to_payload()
+    assert first["payload"] == {"dryRun": False, "coachId": None, "forceFullSync": False, "forceFlashCtfSync": False}
     code, second = run_cli("enqueue", "game_platform_sync")
     assert (code, second["deduplicated"], second["jobId"]) == (0, True, first["jobId"])
     assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 1
+
+
+def test_enqueue_accepts_and_validates_the_game_platform_options(run_cli, sql) -> None:
+    code, out = run_cli("enqueue", "game_platform_totals_sweep", "--payload", '{"forceAll": true, "batchSize": 20}')
+    assert code == 0
+    assert out["payload"] == {"dryRun": False, "coachId": None, "batchSize": 20, "forceAll": True}
+    code, out = run_cli("enqueue", "game_platform_sync", "--payload", '{"forceFullSync": true}')
+    assert code == 0
+    assert out["payload"]["forceFullSync"] is True
+    assert out["payload"]["forceFlashCtfSync"] is False
+    code, _ = run_cli("enqueue", "game_platform_sync", "--payload", '{"forceFlashCtfSync": "yes"}')
+    assert code == 2
+    assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 2
 
 
 def test_enqueue_no_dedupe_always_adds(run_cli, sql) -> None:

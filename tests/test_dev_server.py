@@ -432,8 +432,14 @@ def test_supabase_schedules_come_from_the_migration_and_enqueue_once_per_tick(
         scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
     rows = sql.execute("select task_type, payload from job_queue order by task_type").fetchall()
     assert rows == [
-        {"task_type": "game_platform_sync", "payload": {"dryRun": False, "coachId": None}},
-        {"task_type": "game_platform_totals_sweep", "payload": {"dryRun": False, "coachId": None, "batchSize": 100}},
+        {
+            "task_type": "game_platform_sync",
+            "payload": {"dryRun": False, "coachId": None, "forceFullSync": False, "forceFlashCtfSync": False},
+        },
+        {
+            "task_type": "game_platform_totals_sweep",
+            "payload": {"dryRun": False, "coachId": None, "batchSize": 100, "forceAll": False},
+        },
     ]
     assert not any("FAILED" in o for o in outcomes), outcomes
     scheduler.tick(datetime(2026, 11, 28, 3, 17, tzinfo=UTC), wait=True)  # the daily cleanup

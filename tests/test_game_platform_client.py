@@ -17,11 +17,12 @@ from lib.game_platform.errors import (
     GamePlatformRateLimited,
     GamePlatformRejected,
     GamePlatformUnavailable,
+    NotApproved,
     RemoteMissing,
 )
 from lib.game_platform.models import TeamCreate, UserCreate
 from lib.settings import load_settings
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, Fault
+from tests.support.fake_game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, Fault, FlashCtfResult
 
 NOW = 1_790_000_000
 FAST_RETRIES = RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.2, max_retry_after_seconds=5)
@@ -90,10 +91,79 @@ def test_refused_credentials_name_the_variable(fake, token):
     assert len(fake.requests) == 1, "bad credentials are not retried"
 
 
-def test_forbidden_is_a_configuration_error_too(fake, client):
-    fake.inject(Fault(status=403, detail="token lacks scope scores:read"))
-    with pytest.raises(GamePlatformAuthError, match=r"403.*scores:read.*GAME_PLATFORM_API_TOKEN"):
-        client.get_odl_scores("alice")
+def test_forbidden_outside_the_scores_is_a_configuration_error_too(fake, client):
+    fake.inject(Fault(status=403, detail="token lacks scope teams:read"))
+    with pytest.raises(GamePlatformAuthError, match=r"403.*teams:read.*GAME_PLATFORM_API_TOKEN"):
+        client.get_team_assignments("team-1")
+
+
+@pytest.mark.parametrize("path", ["scores/get_odl_scores", "scores/get_flash_ctf_progress"])
+def test_forbidden_scores_are_a_typed_not_approved_result(fake, client, path):
+    fake.dataset.users["alice"].status = "pending_approval"
+    call = client.get_odl_scores if path.endswith("odl_scores") else client.get_flash_ctf_progress
+    answer = call("alice")
+    assert isinstance(answer, NotApproved)
+    assert answer.identifier == "alice"
+    assert "not approved" in answer.describe()
+    assert "pending_approval" in answer.describe()
+    assert [r.status for r in fake.requests_for(path)] == [403], "a refusal is not retried"
+
+
+def test_an_unknown_token_is_still_an_auth_error_on_the_scores(fake):
+    with GamePlatformClient(fake.base_url, "wrong", retry=FAST_RETRIES) as wrong, pytest.raises(GamePlatformAuthError):
+        wrong.get_odl_scores("alice")
+
+
+def test_fields_the_vendor_leaves_out_do_not_fail_the_answer(fake, client):
+    alice = fake.dataset.users["alice"]
+    alice.omit = frozenset(
+        {"challenge_solves", "last_accessed_unix_timestamp", "category_points", "metactf_user_id", "syned_user_id"}
+    )
+    scores = client.get_odl_scores("alice")
+    assert scores.challenge_solves == []
+    assert scores.last_accessed_unix_timestamp is None
+    assert scores.total_points == 300
+
+    alice.omit = frozenset(
+        {"max_points_possible", "rank", "challenge_retired", "nist_nice_work_roles", "points_earned"}
+    )
+    alice.flash_ctfs = [FlashCtfResult("Flash CTF: Bits", NOW - 50, [fake.dataset.solve(NOW - 40)])]
+    (item,) = client.get_flash_ctf_progress("alice").flash_ctfs
+    assert (item.max_points_possible, item.rank, item.points_earned) == (None, None, None)
+    assert item.solved == 1
+    assert item.challenge_solves[0].challenge_retired is None
+    assert item.challenge_solves[0].nist_nice_work_roles == []
+
+    alice.omit = frozenset({"challenge_solves", "challenges_solved"})
+    (item,) = client.get_flash_ctf_progress("alice").flash_ctfs
+    assert item.solved == 0
+
+
+def test_items_keep_the_vendors_object_as_received(fake, client):
+    alice = fake.dataset.users["alice"]
+    alice.odl_solves[0].nist_roles = ("Cyber Defense Analyst",)
+    alice.flash_ctfs = [FlashCtfResult("Flash CTF: Bits", NOW - 50, [fake.dataset.solve(NOW - 40)], max_points=700)]
+    solve = client.get_odl_scores("alice").challenge_solves[0]
+    assert solve.raw_payload == alice.odl_solves[0].to_json()
+    assert solve.raw_payload["nist_nice_work_roles"] == ["Cyber Defense Analyst"]
+    (item,) = client.get_flash_ctf_progress("alice").flash_ctfs
+    assert item.raw_payload == alice.flash_ctfs[0].to_json()
+    assert item.max_points_possible == 700
+    assert item.event_id == f"Flash CTF: Bits:{NOW - 50}"
+
+
+def test_user_answers_carry_the_last_login(fake, client):
+    fake.dataset.users["alice"].last_login_unix = NOW - 7
+    assert client.get_user("alice").last_login_unix_timestamp == NOW - 7
+    fake.dataset.users["alice"].last_login_unix = None
+    assert client.get_user("alice").last_login_unix_timestamp is None
+
+
+def test_delete_assignment_takes_the_user_off_their_team(fake, client):
+    assert client.delete_assignment("alice") is None
+    assert fake.requests_for("users/delete_assignment")[0].body == {"syned_user_id": "alice"}
+    assert "alice" not in fake.dataset.assignments
+    assert isinstance(client.delete_assignment("alice"), RemoteMissing), "gone already: a 404, not an error"
 
 
 def test_422_surfaces_the_vendors_detail(fake, client):
@@ -239,8 +309,12 @@ def test_a_retry_that_would_overrun_the_deadline_is_not_waited_for(fake):
 
 
 def test_a_body_that_breaks_the_schema_is_a_bad_response(fake, client):
-    fake.dataset.users["alice"].metactf_user_id = None  # serialises as null: the schema requires an integer
-    with pytest.raises(GamePlatformBadResponse, match="metactf_user_id"):
+    # The totals are what the sweep writes: without them the answer cannot be trusted.
+    fake.dataset.users["alice"].omit = frozenset({"total_points"})
+    with pytest.raises(GamePlatformBadResponse, match="total_points"):
+        client.get_odl_scores("alice")
+    fake.dataset.users["alice"].omit = frozenset({"challenge_solve_id"})
+    with pytest.raises(GamePlatformBadResponse, match="challenge_solve_id"):
         client.get_odl_scores("alice")
 
 

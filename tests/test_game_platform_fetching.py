@@ -9,7 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from lib.game_platform.errors import GamePlatformUnavailable
-from lib.game_platform.fetching import Budget, BudgetSpent, Drain, DrainEnd, Outcome, VendorOutage, fetch_in_order
+from lib.game_platform.fetching import (
+    REFUSAL_THRESHOLD,
+    Budget,
+    BudgetSpent,
+    Drain,
+    DrainEnd,
+    EveryoneRefused,
+    Outcome,
+    VendorOutage,
+    fetch_in_order,
+)
 
 
 @pytest.fixture
@@ -70,12 +80,14 @@ def test_budget_running_out_after_the_last_item_is_exhaustion(pool):
     assert [item for item, _ in results] == [0, 1, 2]
 
 
-def _drain(flushed, *, batch_size=3, threshold=3):
+def _drain(flushed, *, batch_size=3, threshold=3, answered=False):
     def classify(result):
         if result == "deferred":
             return Outcome.DEFERRED
         if result == "down":
             return Outcome.UNAVAILABLE
+        if result == "403":
+            return Outcome.REFUSED
         return Outcome.DONE
 
     return Drain(
@@ -84,6 +96,7 @@ def _drain(flushed, *, batch_size=3, threshold=3):
         batch_size=batch_size,
         outage_threshold=threshold,
         error_of=lambda result: GamePlatformUnavailable("503") if result == "down" else None,
+        answered=answered,
     )
 
 
@@ -125,6 +138,55 @@ def test_a_batch_is_not_cut_inside_a_streak_of_failures(pool):
     results = fetch_in_order(pool, iter(range(6)), answers.__getitem__, window=4, keep_going=lambda: True)
     assert _drain(flushed, batch_size=2, threshold=3).run(results) is DrainEnd.EXHAUSTED
     assert flushed == [[0, 1], [2, 3, 4], [5]]
+
+
+def _run(answers, flushed=None, **options):
+    flushed = [] if flushed is None else flushed
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        items = iter(range(len(answers)))
+        results = fetch_in_order(pool, items, answers.__getitem__, window=2, keep_going=lambda: True)
+        end = _drain(flushed, **options).run(results)
+    return end, flushed
+
+
+def test_refusals_after_an_answer_are_the_users_own():
+    end, flushed = _run(["ok"] + ["403"] * (REFUSAL_THRESHOLD + 2), batch_size=100)
+    assert end is DrainEnd.EXHAUSTED
+    assert flushed == [list(range(REFUSAL_THRESHOLD + 3))]
+
+
+def test_refusals_before_the_first_answer_are_held_until_one_comes():
+    end, flushed = _run(["403", "403", "ok", "403"], batch_size=2)
+    assert end is DrainEnd.EXHAUSTED
+    assert flushed == [[0, 1, 2], [3]], "the held refusals are written with the batch of the first answer"
+
+
+def test_the_first_ten_refused_with_no_answer_is_a_configuration_error_and_writes_nothing():
+    flushed = []
+    with pytest.raises(EveryoneRefused, match=f"all {REFUSAL_THRESHOLD} users.*GAME_PLATFORM_API_TOKEN"):
+        _run(["403"] * (REFUSAL_THRESHOLD + 5) + ["ok"], flushed, batch_size=3)
+    assert flushed == []
+
+
+def test_a_small_run_refused_to_the_last_user_is_a_configuration_error_too():
+    flushed = []
+    with pytest.raises(EveryoneRefused, match="all 3 users"):
+        _run(["403", "403", "403"], flushed, batch_size=2)
+    assert flushed == []
+
+
+def test_a_continuation_of_a_run_that_had_answers_takes_refusals_as_the_users():
+    end, flushed = _run(["403"] * (REFUSAL_THRESHOLD + 1), batch_size=100, answered=True)
+    assert end is DrainEnd.EXHAUSTED
+    assert flushed == [list(range(REFUSAL_THRESHOLD + 1))]
+
+
+def test_out_of_time_with_only_refusals_leaves_them_for_the_continuation(pool):
+    flushed = []
+    answers = ["403", "403", "deferred"]
+    results = fetch_in_order(pool, iter(range(3)), answers.__getitem__, window=3, keep_going=lambda: True)
+    assert _drain(flushed, batch_size=10).run(results) is DrainEnd.OUT_OF_TIME
+    assert flushed == [], "the continuation asks them again and decides"
 
 
 @pytest.mark.parametrize(("budget", "reserve"), [(285.0, 5.0), (20.0, 2.0), (1.0, 0.5), (0.2, 0.5)])

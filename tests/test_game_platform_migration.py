@@ -177,3 +177,67 @@ def test_an_existing_app_table_keeps_its_own_security(admin_conninfo):
         assert any("public.competitors existed before this migration" in n for n in notices)
     finally:
         drop_database(admin_conninfo, conninfo)
+
+
+# -- 20261201000400_game_platform_vendor.sql ---------------------------------------------------
+
+VENDOR_MIGRATION = MIGRATION.parent / "20261201000400_game_platform_vendor.sql"
+
+
+@pytest.mark.parametrize(
+    ("table", "columns"),
+    [
+        ("game_platform_challenge_solves", {"raw_payload", "updated_at"}),
+        ("game_platform_flash_ctf_events", {"raw_payload", "ended_at", "max_points_possible"}),
+        ("game_platform_sync_state", {"last_remote_accessed_at"}),
+    ],
+)
+def test_the_vendor_migration_adds_the_columns_the_vendors_items_need(sql, table, columns):
+    assert columns <= _columns(sql, table)
+
+
+def test_last_result_admits_not_approved_and_still_refuses_nonsense(sql):
+    sql.execute("insert into game_platform_sync_state (syned_user_id, last_result) values ('u1', 'not_approved')")
+    with pytest.raises(psycopg.errors.CheckViolation):
+        sql.execute("insert into game_platform_sync_state (syned_user_id, last_result) values ('u2', 'maybe')")
+
+
+def test_an_original_apps_narrow_last_result_check_is_widened_keeping_its_rows(sql):
+    sql.execute(
+        "alter table game_platform_sync_state drop constraint game_platform_sync_state_last_result_check;"
+        "alter table game_platform_sync_state add constraint game_platform_sync_state_last_result_check"
+        " check (last_result in ('success', 'failure'))"
+    )
+    sql.execute("insert into game_platform_sync_state (syned_user_id, last_result) values ('old', 'success')")
+    sql.execute(VENDOR_MIGRATION.read_bytes())
+    sql.execute("insert into game_platform_sync_state (syned_user_id, last_result) values ('new', 'not_approved')")
+    rows = sql.execute("select syned_user_id, last_result from game_platform_sync_state order by 1").fetchall()
+    assert [(r["syned_user_id"], r["last_result"]) for r in rows] == [("new", "not_approved"), ("old", "success")]
+
+
+def test_event_ids_of_the_old_form_are_renamed_with_their_solves(sql):
+    start = 1_790_000_000
+    sql.execute(
+        "insert into game_platform_flash_ctf_events (syned_user_id, event_id, flash_ctf_name, started_at) values"
+        " ('u1', %(old)s, 'Flash CTF: Bits', to_timestamp(%(start)s)),"
+        " ('u2', %(old)s, 'Flash CTF: Bits', to_timestamp(%(start)s)),"
+        " ('u2', %(new)s, 'Flash CTF: Bits', to_timestamp(%(start)s)),"
+        " ('u3', 'custom-id', 'Flash CTF: Bits', to_timestamp(%(start)s))",
+        {"old": f"{start}:Flash CTF: Bits", "new": f"Flash CTF: Bits:{start}", "start": start},
+    )
+    sql.execute(
+        "insert into game_platform_challenge_solves (syned_user_id, challenge_solve_id, source, flash_ctf_event_id)"
+        " values ('u1', 1, 'flash_ctf', %s), ('u1', 2, 'odl', null)",
+        (f"{start}:Flash CTF: Bits",),
+    )
+    sql.execute(VENDOR_MIGRATION.read_bytes())
+    sql.execute(VENDOR_MIGRATION.read_bytes())  # a second run changes nothing more
+    events = sql.execute("select syned_user_id, event_id from game_platform_flash_ctf_events order by 1, 2").fetchall()
+    assert [(e["syned_user_id"], e["event_id"]) for e in events] == [
+        ("u1", f"Flash CTF: Bits:{start}"),
+        ("u2", f"{start}:Flash CTF: Bits"),  # its new id was taken: left as it is, nothing dropped
+        ("u2", f"Flash CTF: Bits:{start}"),
+        ("u3", "custom-id"),
+    ]
+    solves = sql.execute("select flash_ctf_event_id from game_platform_challenge_solves order by challenge_solve_id")
+    assert [r["flash_ctf_event_id"] for r in solves] == [f"Flash CTF: Bits:{start}", None]

@@ -26,8 +26,8 @@ from scripts.migrate import apply_migrations
 from scripts.pg_cron_cluster import reset_cron_database, start_cluster, unavailable_reason
 
 ENV_VAR = "PG_CRON_TEST_URL"
-SYNC_PAYLOAD = {"dryRun": False, "coachId": None}
-SWEEP_PAYLOAD = {"dryRun": False, "coachId": None, "batchSize": 100}
+SYNC_PAYLOAD = {"dryRun": False, "coachId": None, "forceFullSync": False, "forceFlashCtfSync": False}
+SWEEP_PAYLOAD = {"dryRun": False, "coachId": None, "batchSize": 100, "forceAll": False}
 ENQUEUE_JOBS = {
     "job-queue-game-platform-sync": ("game_platform_sync", SYNC_PAYLOAD),
     "job-queue-game-platform-totals-sweep": ("game_platform_totals_sweep", SWEEP_PAYLOAD),

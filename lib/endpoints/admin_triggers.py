@@ -20,7 +20,7 @@ from lib.queue import Queue
 from lib.settings import get_settings
 
 
-def _trigger(request: Request, model: type[SyncRequest], task_type: str, message: str) -> Response:
+def _trigger(request: Request, model: type[SyncRequest | SweepRequest], task_type: str, message: str) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
         params = request.input(model)

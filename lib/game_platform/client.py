@@ -35,6 +35,7 @@ from lib.game_platform.errors import (
     GamePlatformRateLimited,
     GamePlatformRejected,
     GamePlatformUnavailable,
+    NotApproved,
     RemoteMissing,
 )
 from lib.game_platform.models import (
@@ -119,7 +120,13 @@ def describe_detail(response: httpx.Response) -> str:
 
 
 class GamePlatformClient:
-    """Typed calls to the vendor. Methods that take a user or team id return `RemoteMissing` on 404."""
+    """Typed calls to the vendor.
+
+    Methods that take a user or team id return `RemoteMissing` on 404; the two
+    score endpoints return `NotApproved` on 403 (the vendor's answer for a user
+    it has not approved). A 401, or a 403 anywhere else, is a
+    `GamePlatformAuthError`.
+    """
 
     def __init__(
         self,
@@ -179,22 +186,25 @@ class GamePlatformClient:
 
     def get_odl_scores(
         self, syned_user_id: str, after_time_unix: int | None = None
-    ) -> ODLScoresResponse | RemoteMissing:
+    ) -> ODLScoresResponse | RemoteMissing | NotApproved:
         """Totals over all time, and the solves after `after_time_unix` (all of them when None)."""
         params: dict[str, Any] = {"syned_user_id": syned_user_id}
         if after_time_unix is not None:
             params["after_time_unix"] = after_time_unix
-        return self._call(
-            "GET", "scores/get_odl_scores", ODLScoresResponse, params=params, missing=("user", syned_user_id)
+        return self._call_scores(
+            "scores/get_odl_scores",
+            ODLScoresResponse,
+            params=params,
+            syned_user_id=syned_user_id,
         )
 
-    def get_flash_ctf_progress(self, syned_user_id: str) -> FlashCTFProgressResponse | RemoteMissing:
-        return self._call(
-            "GET",
+    def get_flash_ctf_progress(self, syned_user_id: str) -> FlashCTFProgressResponse | RemoteMissing | NotApproved:
+        """A 404 here usually means "no flash-CTF progress", not an unknown user: the caller decides."""
+        return self._call_scores(
             "scores/get_flash_ctf_progress",
             FlashCTFProgressResponse,
             params={"syned_user_id": syned_user_id},
-            missing=("user", syned_user_id),
+            syned_user_id=syned_user_id,
         )
 
     def get_team_assignments(self, syned_team_id: str) -> TeamAssignmentsListResponse | RemoteMissing:
@@ -216,6 +226,23 @@ class GamePlatformClient:
             missing=("user or team", f"{syned_user_id} -> {syned_team_id}"),
         )
 
+    def delete_assignment(self, syned_user_id: str) -> RemoteMissing | None:
+        """Take the user off whatever team the platform has them on (a user has at most one).
+
+        Safe to retry: a second delete finds no assignment, a 404, which the
+        caller takes as done. The body is not needed, so it is not parsed.
+        """
+        answer = self._exchange(
+            "POST",
+            "users/delete_assignment",
+            params=None,
+            json={"syned_user_id": syned_user_id},
+            missing=("assignment of user", syned_user_id),
+            refused_user=None,
+            idempotent=True,
+        )
+        return answer if isinstance(answer, RemoteMissing) else None
+
     def get_user(self, syned_user_id: str) -> UserResponse | RemoteMissing:
         return self._call(
             "GET", "users", UserResponse, params={"syned_user_id": syned_user_id}, missing=("user", syned_user_id)
@@ -233,6 +260,25 @@ class GamePlatformClient:
 
     # -- one call, with retries ---------------------------------------------------
 
+    def _call_scores(
+        self, path: str, model: type[M], *, params: Mapping[str, Any], syned_user_id: str
+    ) -> M | RemoteMissing | NotApproved:
+        """A score endpoint: 404 is an unknown user, 403 a user the platform has not approved."""
+        return self._parse(
+            "GET",
+            path,
+            model,
+            self._exchange(
+                "GET",
+                path,
+                params=params,
+                json=None,
+                missing=("user", syned_user_id),
+                refused_user=syned_user_id,
+                idempotent=True,
+            ),
+        )
+
     def _call(
         self,
         method: str,
@@ -244,8 +290,18 @@ class GamePlatformClient:
         missing: tuple[str, str] | None = None,
         idempotent: bool = True,
     ) -> M | RemoteMissing:
-        response = self._exchange(method, path, params=params, json=json, missing=missing, idempotent=idempotent)
-        if isinstance(response, RemoteMissing):
+        response = self._exchange(
+            method, path, params=params, json=json, missing=missing, refused_user=None, idempotent=idempotent
+        )
+        parsed = self._parse(method, path, model, response)
+        assert not isinstance(parsed, NotApproved)  # only asked for with refused_user
+        return parsed
+
+    @staticmethod
+    def _parse(
+        method: str, path: str, model: type[M], response: httpx.Response | RemoteMissing | NotApproved
+    ) -> M | RemoteMissing | NotApproved:
+        if isinstance(response, RemoteMissing | NotApproved):
             return response
         try:
             return model.model_validate_json(response.content)
@@ -267,8 +323,9 @@ class GamePlatformClient:
         params: Mapping[str, Any] | None,
         json: Any,
         missing: tuple[str, str] | None,
+        refused_user: str | None,
         idempotent: bool,
-    ) -> httpx.Response | RemoteMissing:
+    ) -> httpx.Response | RemoteMissing | NotApproved:
         where = f"{method} /{path}"
         attempt = 0
         while True:
@@ -293,6 +350,8 @@ class GamePlatformClient:
             if 200 <= status < 300:
                 return response
             detail = describe_detail(response)
+            if status == 403 and refused_user is not None:
+                return NotApproved(identifier=refused_user, detail=detail)
             if status in (401, 403):
                 raise GamePlatformAuthError(
                     f"The Game Platform refused our credentials (HTTP {status} on {where}: {detail}). "

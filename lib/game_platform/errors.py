@@ -2,8 +2,11 @@
 
 - `RemoteMissing` is not an exception: a 404 on a user or team is an answer
   ("the platform does not know this id"), returned as a typed result.
+- `NotApproved` is not one either: a 403 on one user's scores means the
+  platform has not approved that user (yet); the other users are unaffected.
 - `GamePlatformAuthError`: the credentials are wrong; no call will succeed
-  until an operator fixes `GAME_PLATFORM_API_TOKEN`.
+  until an operator fixes `GAME_PLATFORM_API_TOKEN`. (A 403 on every user's
+  scores is that too: the jobs decide it, see `fetching.Drain`.)
 - `GamePlatformUnavailable` (and `GamePlatformRateLimited`): the vendor did not
   answer usefully after the client's retries; a later attempt may succeed.
 - `GamePlatformRejected`: the vendor refused this request (422 and other 4xx);
@@ -30,12 +33,23 @@ class RemoteMissing:
         return f"{self.resource} {self.identifier!r} not found on the Game Platform ({self.detail})"
 
 
+@dataclass(frozen=True)
+class NotApproved:
+    """The platform answered 403 for this user's scores: it has not approved the user, so it shows them nothing."""
+
+    identifier: str
+    detail: str
+
+    def describe(self) -> str:
+        return f"user {self.identifier!r} is not approved on the Game Platform (HTTP 403: {self.detail})"
+
+
 class GamePlatformError(Exception):
     """Base class: the call did not produce a usable answer."""
 
 
 class GamePlatformAuthError(GamePlatformError):
-    """401/403, or no token configured at all."""
+    """401, a 403 where no per-user refusal is expected, or no token configured at all."""
 
 
 class GamePlatformUnavailable(GamePlatformError):

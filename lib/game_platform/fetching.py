@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from lib.game_platform.errors import GamePlatformError
+from lib.game_platform.errors import GamePlatformAuthError, GamePlatformError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,8 +95,26 @@ class Outcome(Enum):
     """How one fetched item bears on the run as a whole."""
 
     DONE = "done"  # an answer (success, 404, a rejected request): write it
+    REFUSED = "refused"  # a 403 on the user's scores: not approved, unless the vendor refuses everyone
     UNAVAILABLE = "unavailable"  # the vendor did not answer usefully: write it, unless many in a row failed
     DEFERRED = "deferred"  # the budget ran out: stop here, the continuation does the rest
+
+
+# A run whose first ten users are all refused (403), with no other answer among
+# them, is taken to have a token the vendor does not accept: in production an
+# unapproved user is the exception, and ten in a row with nobody approved is
+# not bad luck. A run of fewer users refused to the last one counts the same.
+REFUSAL_THRESHOLD = 10
+
+
+class EveryoneRefused(GamePlatformAuthError):
+    """Every user asked so far was refused (403) and no call succeeded: the credentials, not the users."""
+
+    def __init__(self, count: int, example: str) -> None:
+        super().__init__(
+            f"The Game Platform refused (HTTP 403) the scores of all {count} users asked and accepted none "
+            f"({example}). Check GAME_PLATFORM_API_TOKEN."
+        )
 
 
 class VendorOutage(Exception):
@@ -128,6 +146,13 @@ class Drain(Generic[T, R]):
     (the vendor is down, not they) and `VendorOutage` is raised after the items
     before them are flushed, so a retry starts with the first of them. A shorter
     run is flushed as ordinary failures.
+
+    `REFUSED` items are held back the same way until some call gets an answer
+    (`answered`, which a continuation starts with when its run already had
+    one): if `REFUSAL_THRESHOLD` of them, or every item there was, came before
+    any answer, `EveryoneRefused` is raised and none of them is written, so
+    that a bad token is a configuration error of the job rather than a roster
+    of "not approved" users. Once an answer came, a refusal is that user's.
     """
 
     classify: Callable[[R], Outcome]
@@ -135,10 +160,13 @@ class Drain(Generic[T, R]):
     batch_size: int
     outage_threshold: int
     error_of: Callable[[R], GamePlatformError | None]
+    answered: bool = False
+    describe_refusal: Callable[[R], str] = str
 
     def run(self, results: Iterator[tuple[T, R]]) -> DrainEnd:
         buffer: list[tuple[T, R]] = []
         streak = 0
+        refusals = 0
         try:
             for item, result in results:
                 outcome = self.classify(result)
@@ -146,6 +174,12 @@ class Drain(Generic[T, R]):
                     self._flush(buffer)
                     return DrainEnd.OUT_OF_TIME
                 buffer.append((item, result))
+                if outcome is Outcome.REFUSED and not self.answered:
+                    refusals += 1
+                    if refusals >= REFUSAL_THRESHOLD:
+                        raise EveryoneRefused(refusals, self.describe_refusal(result))
+                elif outcome is Outcome.DONE:
+                    self.answered = True
                 if outcome is Outcome.UNAVAILABLE:
                     streak += 1
                     if streak >= self.outage_threshold:
@@ -154,8 +188,7 @@ class Drain(Generic[T, R]):
                     continue
                 streak = 0
                 if len(buffer) >= self.batch_size:
-                    self._flush(buffer)
-                    buffer = []
+                    buffer = self._flush(buffer)
         except BudgetSpent:
             self._flush(buffer)
             return DrainEnd.OUT_OF_TIME
@@ -163,9 +196,20 @@ class Drain(Generic[T, R]):
             close = getattr(results, "close", None)
             if close is not None:
                 close()
+        if refusals and not self.answered:
+            last = next(result for _, result in reversed(buffer) if self.classify(result) is Outcome.REFUSED)
+            raise EveryoneRefused(refusals, self.describe_refusal(last))
         self._flush(buffer)
         return DrainEnd.EXHAUSTED
 
-    def _flush(self, batch: list[tuple[T, R]]) -> None:
+    def _flush(self, batch: list[tuple[T, R]]) -> list[tuple[T, R]]:
+        """Write the batch, except, while no call has been answered, from its first refusal on; return what is held."""
+        held: list[tuple[T, R]] = []
+        if not self.answered:
+            for index, (_, result) in enumerate(batch):
+                if self.classify(result) is Outcome.REFUSED:
+                    batch, held = batch[:index], batch[index:]
+                    break
         if batch:
             self.flush(batch)
+        return held

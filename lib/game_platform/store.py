@@ -133,70 +133,94 @@ select competitor_id from game_platform_stats
  where competitor_id = any(%s::uuid[]) and synced_at is not null
 """
 
-# Solves are facts: inserted once, never updated. The result says, per user, how
-# many were new and when the latest new one was solved.
-INSERT_SOLVES = """
+# Solves are upserted, the last seen winning: the vendor corrects titles,
+# points and categories. Every column but the key derives from the item as
+# received, so an item equal to the stored `raw_payload` (same source and event)
+# changes nothing and is not counted. Rows stored before `raw_payload` existed
+# are refreshed once. The batch must hold each key once (see the sync's rows).
+UPSERT_SOLVES = """
 with incoming as (
     select * from jsonb_to_recordset(%s::jsonb) as r(
         syned_user_id text, challenge_solve_id bigint, source text, flash_ctf_event_id text,
         challenge_id bigint, challenge_title text, challenge_category text, challenge_points integer,
-        challenge_retired boolean, nist_nice_work_roles text[], timestamp_unix bigint)
-), inserted as (
-    insert into game_platform_challenge_solves (
+        challenge_retired boolean, nist_nice_work_roles text[], timestamp_unix bigint, raw_payload jsonb)
+), written as (
+    insert into game_platform_challenge_solves as s (
         syned_user_id, challenge_solve_id, source, flash_ctf_event_id, challenge_id, challenge_title,
-        challenge_category, challenge_points, challenge_retired, nist_nice_work_roles, solved_at)
+        challenge_category, challenge_points, challenge_retired, nist_nice_work_roles, solved_at, raw_payload)
     select syned_user_id, challenge_solve_id, source, flash_ctf_event_id, challenge_id, challenge_title,
            challenge_category, challenge_points, challenge_retired, coalesce(nist_nice_work_roles, '{}'),
-           to_timestamp(timestamp_unix)
+           to_timestamp(timestamp_unix), raw_payload
       from incoming
-    on conflict (syned_user_id, challenge_solve_id) do nothing
-    returning syned_user_id, solved_at
+    on conflict (syned_user_id, challenge_solve_id) do update
+       set source = excluded.source,
+           flash_ctf_event_id = excluded.flash_ctf_event_id,
+           challenge_id = excluded.challenge_id,
+           challenge_title = excluded.challenge_title,
+           challenge_category = excluded.challenge_category,
+           challenge_points = excluded.challenge_points,
+           challenge_retired = excluded.challenge_retired,
+           nist_nice_work_roles = excluded.nist_nice_work_roles,
+           solved_at = excluded.solved_at,
+           raw_payload = excluded.raw_payload,
+           updated_at = now()
+     where (s.raw_payload, s.source, s.flash_ctf_event_id)
+           is distinct from (excluded.raw_payload, excluded.source, excluded.flash_ctf_event_id)
+    returning s.syned_user_id, (s.xmax = 0) as inserted
 )
-select syned_user_id, count(*)::int as new_solves, max(solved_at) as latest_solved_at
-  from inserted group by syned_user_id
+select syned_user_id, count(*) filter (where inserted)::int as new_solves,
+       count(*) filter (where not inserted)::int as changed_solves
+  from written group by syned_user_id
 """
 
-COUNT_NEW_SOLVES = """
-select r.syned_user_id, count(*)::int as new_solves, max(to_timestamp(r.timestamp_unix)) as latest_solved_at
-  from jsonb_to_recordset(%s::jsonb) as r(syned_user_id text, challenge_solve_id bigint, timestamp_unix bigint)
- where not exists (
-    select 1 from game_platform_challenge_solves s
-     where s.syned_user_id = r.syned_user_id and s.challenge_solve_id = r.challenge_solve_id)
+COUNT_SOLVE_CHANGES = """
+select r.syned_user_id, count(*) filter (where s.id is null)::int as new_solves,
+       count(*) filter (where s.id is not null)::int as changed_solves
+  from jsonb_to_recordset(%s::jsonb) as r(
+        syned_user_id text, challenge_solve_id bigint, source text, flash_ctf_event_id text, raw_payload jsonb)
+  left join game_platform_challenge_solves s
+    on s.syned_user_id = r.syned_user_id and s.challenge_solve_id = r.challenge_solve_id
+ where s.id is null
+    or (s.raw_payload, s.source, s.flash_ctf_event_id) is distinct from (r.raw_payload, r.source, r.flash_ctf_event_id)
  group by r.syned_user_id
 """
 
+# Events likewise: every column derives from the item as received.
 UPSERT_FLASH_EVENTS = """
 with incoming as (
     select * from jsonb_to_recordset(%s::jsonb) as r(
-        syned_user_id text, event_id text, flash_ctf_name text, start_unix bigint,
-        challenges_solved integer, points_earned integer, rank integer)
+        syned_user_id text, event_id text, flash_ctf_name text, start_unix bigint, end_unix bigint,
+        challenges_solved integer, points_earned integer, max_points_possible integer, rank integer,
+        raw_payload jsonb)
 ), changed as (
     insert into game_platform_flash_ctf_events as e (
-        syned_user_id, event_id, flash_ctf_name, started_at, challenges_solved, points_earned, rank)
-    select syned_user_id, event_id, flash_ctf_name, to_timestamp(start_unix), challenges_solved, points_earned, rank
+        syned_user_id, event_id, flash_ctf_name, started_at, ended_at, challenges_solved, points_earned,
+        max_points_possible, rank, raw_payload)
+    select syned_user_id, event_id, flash_ctf_name, to_timestamp(start_unix), to_timestamp(end_unix),
+           coalesce(challenges_solved, 0), coalesce(points_earned, 0), max_points_possible, rank, raw_payload
       from incoming
     on conflict (syned_user_id, event_id) do update
        set flash_ctf_name = excluded.flash_ctf_name,
+           started_at = excluded.started_at,
+           ended_at = excluded.ended_at,
            challenges_solved = excluded.challenges_solved,
            points_earned = excluded.points_earned,
+           max_points_possible = excluded.max_points_possible,
            rank = excluded.rank,
+           raw_payload = excluded.raw_payload,
            updated_at = now()
-     where (e.flash_ctf_name, e.challenges_solved, e.points_earned, e.rank)
-           is distinct from (excluded.flash_ctf_name, excluded.challenges_solved, excluded.points_earned, excluded.rank)
-    returning 1
+     where e.raw_payload is distinct from excluded.raw_payload
+    returning e.syned_user_id
 )
-select count(*)::int as changed from changed
+select syned_user_id, count(*)::int as changed from changed group by syned_user_id
 """
 
 COUNT_CHANGED_FLASH_EVENTS = """
-select count(*)::int as changed
-  from jsonb_to_recordset(%s::jsonb) as r(
-        syned_user_id text, event_id text, flash_ctf_name text,
-        challenges_solved integer, points_earned integer, rank integer)
+select r.syned_user_id, count(*)::int as changed
+  from jsonb_to_recordset(%s::jsonb) as r(syned_user_id text, event_id text, raw_payload jsonb)
   left join game_platform_flash_ctf_events e on e.syned_user_id = r.syned_user_id and e.event_id = r.event_id
- where e.id is null
-    or (e.flash_ctf_name, e.challenges_solved, e.points_earned, e.rank)
-       is distinct from (r.flash_ctf_name, r.challenges_solved, r.points_earned, r.rank)
+ where e.id is null or e.raw_payload is distinct from r.raw_payload
+ group by r.syned_user_id
 """
 
 # A flag already raised keeps its original time (the sweep serves the oldest
@@ -205,15 +229,17 @@ select count(*)::int as changed
 RECORD_SYNC_STATE = """
 insert into game_platform_sync_state as s (
     syned_user_id, last_synced_at, last_attempt_at, last_result, error_message,
-    needs_totals_refresh, needs_totals_refresh_since, totals_refresh_requested_at)
+    needs_totals_refresh, needs_totals_refresh_since, totals_refresh_requested_at, last_remote_accessed_at)
 select r.syned_user_id,
        case when r.synced then %(run_started_at)s::timestamptz end,
        now(), r.result, r.error,
-       r.flag, case when r.flag then now() end, case when r.flag then now() end
+       r.flag, case when r.flag then now() end, case when r.flag then now() end,
+       r.remote_accessed_at
   from jsonb_to_recordset(%(rows)s::jsonb) as r(
-        syned_user_id text, synced boolean, result text, error text, flag boolean)
+        syned_user_id text, synced boolean, result text, error text, flag boolean, remote_accessed_at timestamptz)
 on conflict (syned_user_id) do update
    set last_synced_at = greatest(s.last_synced_at, excluded.last_synced_at),
+       last_remote_accessed_at = greatest(s.last_remote_accessed_at, excluded.last_remote_accessed_at),
        last_attempt_at = excluded.last_attempt_at,
        last_result = excluded.last_result,
        error_message = excluded.error_message,
@@ -244,8 +270,12 @@ update competitors c
 
 # -- teams -----------------------------------------------------------------------
 
+# `coach_approved`: the team's coach is a coach the app has approved (an unset
+# `is_approved` counts as approved; `role` may be the app's enum, hence ::text).
 LINKED_TEAMS_PAGE = """
 select t.id, t.game_platform_id,
+       exists (select 1 from profiles p
+                where p.id = t.coach_id and p.role::text = 'coach' and p.is_approved is not false) as coach_approved,
        coalesce(jsonb_agg(jsonb_build_object('competitor_id', c.id, 'syned_user_id', nullif(c.game_platform_id, ''))
                           order by c.id) filter (where c.id is not null), '[]'::jsonb) as members
   from teams t
@@ -257,6 +287,21 @@ select t.id, t.game_platform_id,
  group by t.id
  order by t.id
  limit %(limit)s
+"""
+
+# Which of our synced teams (linked, coach approved) each platform user is on
+# locally: that team's sync assigns them. A competitor is on at most one team
+# in the app; should there be more, one is picked consistently.
+LINKED_TEAM_OF_USERS = """
+select distinct on (c.game_platform_id) c.game_platform_id as syned_user_id, t.game_platform_id as team
+  from team_members m
+  join competitors c on c.id = m.competitor_id
+  join teams t on t.id = m.team_id
+ where c.game_platform_id is not null and c.game_platform_id <> ''
+   and t.game_platform_id is not null and t.game_platform_id <> ''
+   and exists (select 1 from profiles p
+                where p.id = t.coach_id and p.role::text = 'coach' and p.is_approved is not false)
+ order by c.game_platform_id, t.game_platform_id
 """
 
 MARK_TEAMS = """
@@ -295,6 +340,23 @@ select s.syned_user_id, s.needs_totals_refresh_since, s.totals_refresh_requested
          where c.game_platform_id = s.syned_user_id and c.coach_id = %(coach_id)s::uuid))
  order by s.needs_totals_refresh_since, s.syned_user_id
  limit %(limit)s
+"""
+
+# `forceAll`: every platform user linked to a competitor in scope, flagged or
+# not, in platform-id order after a cursor; its flag, if raised, is cleared too.
+LINKED_USERS_FOR_SWEEP_PAGE = """
+select u.syned_user_id, s.needs_totals_refresh_since, s.totals_refresh_requested_at,
+       (select array_agg(c.id order by c.id) from competitors c where c.game_platform_id = u.syned_user_id)
+           as competitor_ids
+  from (select distinct c.game_platform_id as syned_user_id
+          from competitors c
+         where c.game_platform_id is not null and c.game_platform_id <> ''
+           and (%(coach_id)s::uuid is null or c.coach_id = %(coach_id)s::uuid)
+           and (%(after)s::text is null or c.game_platform_id > %(after)s::text)
+         order by 1
+         limit %(limit)s) u
+  left join game_platform_sync_state s on s.syned_user_id = u.syned_user_id
+ order by u.syned_user_id
 """
 
 WRITE_STATS = """
@@ -371,20 +433,25 @@ class LinkedTeam:
     id: UUID
     game_platform_id: str
     members: tuple[TeamMember, ...]
+    coach_approved: bool = True
 
 
 @dataclass(frozen=True)
 class FlaggedUser:
+    """A user for the sweep: flagged (`flagged_since` set), or any linked user under `forceAll`."""
+
     syned_user_id: str
-    flagged_since: datetime
+    flagged_since: datetime | None
     requested_at: datetime | None
     competitor_ids: tuple[UUID, ...]
 
 
 @dataclass(frozen=True)
-class NewSolves:
-    count: int
-    latest_solved_at: datetime | None
+class SolveChanges:
+    """One user's solves in a batch: how many were new, how many stored ones the vendor changed."""
+
+    new: int
+    changed: int
 
 
 def _rows(rows: Iterable[dict[str, Any]]) -> Jsonb:
@@ -531,31 +598,32 @@ class GamePlatformStore:
         rows = self.db.fetchall(COMPETITORS_WITH_TOTALS, (list(competitor_ids),))
         return {r["competitor_id"] for r in rows}
 
-    def insert_solves(self, solves: Sequence[dict[str, Any]]) -> dict[str, NewSolves]:
+    def upsert_solves(self, solves: Sequence[dict[str, Any]]) -> dict[str, SolveChanges]:
+        """Insert new solves, refresh changed ones; per user, how many of each."""
         if not solves:
             return {}
-        rows = self.db.fetchall(INSERT_SOLVES, (_rows(solves),))
-        return {r["syned_user_id"]: NewSolves(r["new_solves"], r["latest_solved_at"]) for r in rows}
+        rows = self.db.fetchall(UPSERT_SOLVES, (_rows(solves),))
+        return {r["syned_user_id"]: SolveChanges(r["new_solves"], r["changed_solves"]) for r in rows}
 
-    def count_new_solves(self, solves: Sequence[dict[str, Any]]) -> dict[str, NewSolves]:
-        """What `insert_solves` would insert, without writing (dry runs)."""
+    def count_solve_changes(self, solves: Sequence[dict[str, Any]]) -> dict[str, SolveChanges]:
+        """What `upsert_solves` would do, without writing (dry runs)."""
         if not solves:
             return {}
-        rows = self.db.fetchall(COUNT_NEW_SOLVES, (_rows(solves),))
-        return {r["syned_user_id"]: NewSolves(r["new_solves"], r["latest_solved_at"]) for r in rows}
+        rows = self.db.fetchall(COUNT_SOLVE_CHANGES, (_rows(solves),))
+        return {r["syned_user_id"]: SolveChanges(r["new_solves"], r["changed_solves"]) for r in rows}
 
-    def upsert_flash_events(self, events: Sequence[dict[str, Any]]) -> int:
-        """Insert or refresh events; return how many were new or changed."""
+    def upsert_flash_events(self, events: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Insert or refresh events; per user, how many were new or changed."""
         if not events:
-            return 0
-        row = self.db.fetchone(UPSERT_FLASH_EVENTS, (_rows(events),))
-        return int(row["changed"]) if row else 0
+            return {}
+        rows = self.db.fetchall(UPSERT_FLASH_EVENTS, (_rows(events),))
+        return {r["syned_user_id"]: int(r["changed"]) for r in rows}
 
-    def count_changed_flash_events(self, events: Sequence[dict[str, Any]]) -> int:
+    def count_changed_flash_events(self, events: Sequence[dict[str, Any]]) -> dict[str, int]:
         if not events:
-            return 0
-        row = self.db.fetchone(COUNT_CHANGED_FLASH_EVENTS, (_rows(events),))
-        return int(row["changed"]) if row else 0
+            return {}
+        rows = self.db.fetchall(COUNT_CHANGED_FLASH_EVENTS, (_rows(events),))
+        return {r["syned_user_id"]: int(r["changed"]) for r in rows}
 
     def record_sync_state(self, states: Sequence[dict[str, Any]], run_started_at: datetime) -> None:
         if states:
@@ -578,9 +646,14 @@ class GamePlatformStore:
                 r["id"],
                 r["game_platform_id"],
                 tuple(TeamMember(UUID(m["competitor_id"]), m["syned_user_id"]) for m in r["members"]),
+                coach_approved=r["coach_approved"],
             )
             for r in rows
         ]
+
+    def linked_team_of_users(self) -> dict[str, str]:
+        """Platform user -> the platform id of the linked team of ours they are on."""
+        return {r["syned_user_id"]: r["team"] for r in self.db.fetchall(LINKED_TEAM_OF_USERS)}
 
     def record_team_sync(self, teams: Sequence[dict[str, Any]], members: Sequence[dict[str, Any]]) -> None:
         if teams:
@@ -613,6 +686,18 @@ class GamePlatformStore:
                 r["needs_totals_refresh_since"],
                 r["totals_refresh_requested_at"],
                 tuple(r["competitor_ids"]),
+            )
+            for r in rows
+        ]
+
+    def linked_users_for_sweep_page(self, coach_id: UUID | None, after: str | None, limit: int) -> list[FlaggedUser]:
+        rows = self.db.fetchall(LINKED_USERS_FOR_SWEEP_PAGE, {"coach_id": coach_id, "after": after, "limit": limit})
+        return [
+            FlaggedUser(
+                r["syned_user_id"],
+                r["needs_totals_refresh_since"],
+                r["totals_refresh_requested_at"],
+                tuple(r["competitor_ids"] or ()),
             )
             for r in rows
         ]

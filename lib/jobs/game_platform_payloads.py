@@ -2,7 +2,8 @@
 
 Kept apart from the handlers (which import the vendor client and httpx) so the
 admin trigger endpoints (and the CLI) validate a request with these very models and store a payload with every
-default filled in (`SyncRequest().to_payload() == {"dryRun": False, "coachId": None}`)
+default filled in (`SyncRequest().to_payload() == {"dryRun": False, "coachId": None,
+"forceFullSync": False, "forceFlashCtfSync": False}`)
 without loading the client. The handlers' payload models extend these with the
 continuation cursor, which only a handler ever writes.
 """
@@ -21,8 +22,8 @@ DEFAULT_SWEEP_BATCH_SIZE = 100
 MAX_SWEEP_BATCH_SIZE = 1000
 
 
-class SyncRequest(BaseModel):
-    """`game_platform_sync`: an incremental sync of every linked competitor, or of one coach's."""
+class GamePlatformRequest(BaseModel):
+    """What both Game Platform jobs take: a dry run, and a coach to limit them to."""
 
     # Callers use the camelCase names only: `dry_run` in a request is an unknown field.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -35,9 +36,29 @@ class SyncRequest(BaseModel):
         return self.model_dump(mode="json", by_alias=True, exclude={"cursor"})
 
 
-class SweepRequest(SyncRequest):
+class SyncRequest(GamePlatformRequest):
+    """`game_platform_sync`: an incremental sync of every linked competitor, or of one coach's."""
+
+    force_full_sync: StrictBool = Field(
+        default=False,
+        alias="forceFullSync",
+        description="ignore the incremental window: fetch every user's solves from the beginning",
+    )
+    force_flash_ctf_sync: StrictBool = Field(
+        default=False,
+        alias="forceFlashCtfSync",
+        description="fetch every user's flash-CTF progress, news of a flash CTF or not",
+    )
+
+
+class SweepRequest(GamePlatformRequest):
     """`game_platform_totals_sweep`: refresh the totals of up to `batchSize` flagged users."""
 
     batch_size: Annotated[StrictInt, Field(ge=1, le=MAX_SWEEP_BATCH_SIZE)] = Field(
-        default=DEFAULT_SWEEP_BATCH_SIZE, alias="batchSize", description="flagged users to refresh, at most"
+        default=DEFAULT_SWEEP_BATCH_SIZE, alias="batchSize", description="users to refresh per job, at most"
+    )
+    force_all: StrictBool = Field(
+        default=False,
+        alias="forceAll",
+        description="every competitor with a platform id, flagged or not, `batchSize` per job with continuations",
     )

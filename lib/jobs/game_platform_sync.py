@@ -2,17 +2,27 @@
 
 One sync run walks every platform user linked to a competitor in scope (all
 coaches, or one), in platform-id order:
-- ODL solves since the user was last synced (all of them the first time);
-  flash-CTF progress when there is news of a flash CTF (see `_flash_news`), on a
-  full sync, or on the user's first sync;
-- new solves and changed flash-CTF events are upserted on their unique keys,
-  `last_activity` moves forward, the sync state records the outcome, and
-  `needs_totals_refresh` is raised when new solves appeared or the competitor
-  has no totals yet (the totals sweep then fetches them);
-- a 404 is recorded on the competitor and its sync state (`skipped_remote_missing`);
-  any other per-user error is recorded and the run goes on.
-Then every team linked to the platform gets the members the platform does not
-list yet assigned.
+- ODL solves since the user was last synced (all of them the first time, or
+  with `forceFullSync`); flash-CTF progress when there is news of a flash CTF
+  (see `_flash_news`), on a full sync, on the user's first sync, or with
+  `forceFlashCtfSync`;
+- solves and flash-CTF events are upserted on their unique keys, the last seen
+  winning (a vendor correction of a title or points reaches the row), with the
+  item as received in `raw_payload`; `last_activity` follows the vendor's
+  `last_accessed_unix_timestamp` (else the latest solve) and never moves back;
+  the sync state records the outcome, and `needs_totals_refresh` is raised when
+  solves or events changed or the competitor has no totals yet (the totals
+  sweep then fetches them);
+- a 404 on the ODL scores is recorded on the competitor and its sync state
+  (`skipped_remote_missing`), a 403 as `not_approved` (the platform has not
+  approved the user), a 404 on flash-CTF progress alone as no flash-CTF
+  progress (the ODL results are kept); any other per-user error is recorded
+  and the run goes on. If the vendor refuses (403) every user it is asked about
+  and answers none, the token is wrong: the job fails (`fetching.Drain`).
+Then every team linked to the platform whose coach is an approved coach gets
+the members the platform does not list yet assigned, and the members it lists
+but the local team no longer has removed (unless another linked team of ours
+has them: assigning them there moves them).
 
 A run may span several jobs. Each batch of writes commits together with the
 run's progress (`game_platform_sync_runs.progress`), fenced by the job that owns
@@ -33,7 +43,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
@@ -46,11 +56,12 @@ from lib.game_platform.errors import (
     GamePlatformAuthError,
     GamePlatformError,
     GamePlatformUnavailable,
+    NotApproved,
     RemoteMissing,
 )
 from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
 from lib.game_platform.models import ChallengeSolve, FlashCTFProgressResponse, ODLScoresResponse
-from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, NewSolves, TeamMember
+from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, SolveChanges, TeamMember
 from lib.jobs.context import JobContext, PermanentJobError, describe
 from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
 from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, SyncRequest
@@ -72,23 +83,28 @@ class CompetitorCounts(BaseModel):
     """Platform users handled, by outcome (in a dry run: what would happen)."""
 
     total: int = 0
-    updated: int = 0  # new solves found
+    updated: int = 0  # new or changed solves found
     unchanged: int = 0
     skipped_remote_missing: int = 0
+    not_approved: int = 0  # 403: the platform has not approved the user
     failed: int = 0
     flagged_for_totals: int = 0
     new_solves: int = 0
+    solves_changed: int = 0  # solves already stored that the vendor now describes differently
     flash_ctf_events_changed: int = 0
+    without_flash_ctf_progress: int = 0  # flash-CTF progress asked for, answered 404 (or 403)
 
 
 class TeamCounts(BaseModel):
     total: int = 0
     synced: int = 0
     skipped_remote_missing: int = 0
+    skipped_coach_not_approved: int = 0
     failed: int = 0
     members_assigned: int = 0
     members_already_assigned: int = 0
     members_without_platform_id: int = 0
+    members_removed: int = 0  # listed by the platform, no longer on the local team
     members_failed: int = 0
 
 
@@ -101,6 +117,7 @@ class SyncProgress(BaseModel):
     started_at: datetime
     full_sync: bool
     flash_for_all: bool
+    ignore_window: bool = False  # forceFullSync: every user's solves from the beginning
     phase: Literal["competitors", "teams", "done"] = "competitors"
     after_user: str | None = None  # last platform user written
     after_team: UUID | None = None  # last team written
@@ -137,7 +154,9 @@ class RunSuperseded(Exception):
 class UserFetch:
     odl: ODLScoresResponse | None = None
     flash: FlashCTFProgressResponse | None = None
+    no_flash_progress: bool = False  # asked for, and the vendor has none (404)
     missing: RemoteMissing | None = None
+    refused: NotApproved | None = None
     error: GamePlatformError | None = None
     deferred: bool = False
 
@@ -153,19 +172,41 @@ class MemberResult:
 
 
 @dataclass(frozen=True)
+class RemovedMember:
+    """Someone the platform lists on the team who is not on our team any more."""
+
+    syned_user_id: str
+    status: Literal["removed", "failed"]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class TeamSync:
     members: tuple[MemberResult, ...] = ()
+    removed: tuple[RemovedMember, ...] = ()
     missing: RemoteMissing | None = None
+    coach_not_approved: bool = False
     error: GamePlatformError | None = None
     deferred: bool = False
+
+
+COACH_NOT_APPROVED = (
+    "skipped: the team's coach is not an approved coach (profiles.role = 'coach' and is_approved not false)"
+)
 
 
 def _outcome(result: UserFetch | TeamSync) -> Outcome:
     if result.deferred:
         return Outcome.DEFERRED
+    if isinstance(result, UserFetch) and result.refused is not None:
+        return Outcome.REFUSED
     if isinstance(result.error, GamePlatformUnavailable):
         return Outcome.UNAVAILABLE
     return Outcome.DONE
+
+
+def _describe_refusal(result: UserFetch) -> str:
+    return result.refused.describe() if result.refused is not None else "refused"
 
 
 def _error_of(result: UserFetch | TeamSync) -> GamePlatformError | None:
@@ -185,15 +226,19 @@ class _SyncRun:
         self.client: GamePlatformClient = session.client
         self.pool: ThreadPoolExecutor = session.pool
         self.progress: SyncProgress | None = None
+        self._linked_team_of: dict[str, str] = {}  # platform user -> the linked team of ours they are on
 
     # -- start, finish, hand over ----------------------------------------------------
 
     def begin(self) -> SyncProgress:
         """Start a new run: is it a full sync, and is there flash-CTF news to fetch for everyone?"""
         started_at = self.store.now()
-        full_sync = not self.store.has_completed_run(self.coach_id)
-        flash_for_all = full_sync or self._flash_news()
-        progress = SyncProgress(started_at=started_at, full_sync=full_sync, flash_for_all=flash_for_all)
+        forced = self.payload.force_full_sync
+        full_sync = forced or not self.store.has_completed_run(self.coach_id)
+        flash_for_all = full_sync or self.payload.force_flash_ctf_sync or self._flash_news()
+        progress = SyncProgress(
+            started_at=started_at, full_sync=full_sync, flash_for_all=flash_for_all, ignore_window=forced
+        )
         if not self.dry_run:
             run = self.store.start_run(
                 job_id=self.ctx.job_id,
@@ -308,9 +353,9 @@ class _SyncRun:
                 raise
             except GamePlatformError:
                 return True
-            if isinstance(answer, RemoteMissing):
-                return False
-            return any(recorded.get((uid, item.event_id)) != item.challenges_solved for item in answer.flash_ctfs)
+            if isinstance(answer, RemoteMissing | NotApproved):
+                return False  # no progress to show (404), or a user the platform has not approved (403)
+            return any(recorded.get((uid, item.event_id)) != item.solved for item in answer.flash_ctfs)
 
         return any(list(self.pool.map(check, sentinels)))
 
@@ -331,19 +376,22 @@ class _SyncRun:
         assert self.progress is not None
         uid = user.syned_user_id
         after = None
-        if user.last_synced_at is not None:
+        if user.last_synced_at is not None and not self.progress.ignore_window:
             after = int(user.last_synced_at.timestamp()) - INCREMENTAL_OVERLAP_SECONDS
         try:
             odl = self.client.get_odl_scores(uid, after_time_unix=after)
             if isinstance(odl, RemoteMissing):
                 return UserFetch(missing=odl)
-            flash = None
-            if self.progress.flash_for_all or user.last_synced_at is None:
-                answer = self.client.get_flash_ctf_progress(uid)
-                if isinstance(answer, RemoteMissing):
-                    return UserFetch(missing=answer)
-                flash = answer
-            return UserFetch(odl=odl, flash=flash)
+            if isinstance(odl, NotApproved):
+                return UserFetch(refused=odl)
+            if not (self.progress.flash_for_all or user.last_synced_at is None):
+                return UserFetch(odl=odl)
+            answer = self.client.get_flash_ctf_progress(uid)
+            # The user exists (the ODL scores say so): a 404 here means no flash-CTF
+            # progress, and a 403 that the platform shows none; the ODL results stand.
+            if isinstance(answer, RemoteMissing | NotApproved):
+                return UserFetch(odl=odl, no_flash_progress=True)
+            return UserFetch(odl=odl, flash=answer)
         except GamePlatformAuthError:
             raise
         except DeadlineReached:
@@ -359,12 +407,16 @@ class _SyncRun:
             window=self.session.window,
             keep_going=self.session.budget.can_start_call,
         )
+        assert self.progress is not None
+        counts = self.progress.competitors
         drain: Drain[LinkedUser, UserFetch] = Drain(
             classify=_outcome,
             flush=self._write_users,
             batch_size=USER_WRITE_BATCH,
             outage_threshold=self.session.outage_threshold,
             error_of=_error_of,
+            answered=counts.total > counts.not_approved,
+            describe_refusal=_describe_refusal,
         )
         return drain.run(results)
 
@@ -375,12 +427,12 @@ class _SyncRun:
         def write() -> SyncProgress:
             with_totals = self.store.competitors_with_totals(competitor_ids)
             if self.dry_run:
-                new_solves = self.store.count_new_solves(solves)
-                changed_events = self.store.count_changed_flash_events(events)
-                return self._tally_users(batch, new_solves, changed_events, with_totals)[0]
-            new_solves = self.store.insert_solves(solves)
-            changed_events = self.store.upsert_flash_events(events)
-            progress, rows = self._tally_users(batch, new_solves, changed_events, with_totals)
+                solve_changes = self.store.count_solve_changes(solves)
+                event_changes = self.store.count_changed_flash_events(events)
+                return self._tally_users(batch, solve_changes, event_changes, with_totals)[0]
+            solve_changes = self.store.upsert_solves(solves)
+            event_changes = self.store.upsert_flash_events(events)
+            progress, rows = self._tally_users(batch, solve_changes, event_changes, with_totals)
             self.store.record_sync_state(rows["states"], progress.started_at)
             self.store.bump_last_activity(rows["activity"])
             self.store.mark_competitors(rows["competitors"])
@@ -391,41 +443,56 @@ class _SyncRun:
     def _tally_users(
         self,
         batch: list[tuple[LinkedUser, UserFetch]],
-        new_solves: dict[str, NewSolves],
-        changed_events: int,
+        solve_changes: dict[str, SolveChanges],
+        event_changes: dict[str, int],
         with_totals: set[UUID],
     ) -> tuple[SyncProgress, dict[str, list[dict[str, Any]]]]:
         """The batch's counts, errors and rows to write; the run's progress moves past the batch."""
         assert self.progress is not None
         progress = self.progress.model_copy(deep=True)
         counts = progress.competitors
-        counts.flash_ctf_events_changed += changed_events
         rows: dict[str, list[dict[str, Any]]] = {"states": [], "competitors": [], "activity": []}
         for user, fetched in batch:
             uid = user.syned_user_id
             counts.total += 1
             if fetched.odl is not None:
-                new = new_solves.get(uid)
-                found = new.count if new else 0
-                flag = found > 0 or any(cid not in with_totals for cid in user.competitor_ids)
+                changes = solve_changes.get(uid, SolveChanges(0, 0))
+                events_changed = event_changes.get(uid, 0)
+                found = changes.new + changes.changed
+                flag = found > 0 or events_changed > 0 or any(cid not in with_totals for cid in user.competitor_ids)
                 if found:
                     counts.updated += 1
                 else:
                     counts.unchanged += 1
-                counts.new_solves += found
+                counts.new_solves += changes.new
+                counts.solves_changed += changes.changed
+                counts.flash_ctf_events_changed += events_changed
+                counts.without_flash_ctf_progress += fetched.no_flash_progress
                 counts.flagged_for_totals += flag
                 result, error = ("updated" if found else "unchanged"), None
+                accessed = _unix_time(fetched.odl.last_accessed_unix_timestamp)
                 rows["states"].append(
-                    {"syned_user_id": uid, "synced": True, "result": result, "error": None, "flag": flag}
+                    {
+                        "syned_user_id": uid,
+                        "synced": True,
+                        "result": result,
+                        "error": None,
+                        "flag": flag,
+                        "remote_accessed_at": accessed,
+                    }
                 )
-                if new is not None and new.latest_solved_at is not None:
+                activity = accessed or _latest_solve(fetched)
+                if activity is not None:
                     rows["activity"] += [
-                        {"competitor_id": cid, "last_activity": new.latest_solved_at} for cid in user.competitor_ids
+                        {"competitor_id": cid, "last_activity": activity} for cid in user.competitor_ids
                     ]
             else:
                 if fetched.missing is not None:
                     counts.skipped_remote_missing += 1
                     result, error = "remote_missing", fetched.missing.describe()
+                elif fetched.refused is not None:
+                    counts.not_approved += 1
+                    result, error = "not_approved", fetched.refused.describe()
                 else:
                     counts.failed += 1
                     result, error = "failed", str(fetched.error)
@@ -452,7 +519,14 @@ class _SyncRun:
             after = page[-1].id
 
     def _sync_team(self, team: LinkedTeam) -> TeamSync:
-        """Runs on a pool thread: assign the members the platform does not list yet."""
+        """Runs on a pool thread: assign the members the platform does not list yet, remove those we no longer have.
+
+        A listed user who is on another of our linked teams is left for that
+        team's sync: assigning them there moves them (a user has one team), while
+        deleting their assignment here could undo that assignment if it came first.
+        """
+        if not team.coach_approved:
+            return TeamSync(coach_not_approved=True)
         try:
             listed = self.client.get_team_assignments(team.game_platform_id)
             if isinstance(listed, RemoteMissing):
@@ -468,13 +542,30 @@ class _SyncRun:
                     results.append(MemberResult(member, "assigned"))
                 else:
                     results.append(self._assign(team, member))
-            return TeamSync(members=tuple(results))
+            ours = {m.syned_user_id for m in team.members if m.syned_user_id}
+            stale = sorted(uid for uid in on_team - ours if not self._moves_to_another_team(uid, team))
+            removed = tuple(RemovedMember(uid, "removed") if self.dry_run else self._remove(uid) for uid in stale)
+            return TeamSync(members=tuple(results), removed=removed)
         except GamePlatformAuthError:
             raise
         except DeadlineReached:
             return TeamSync(deferred=True)
         except GamePlatformError as exc:
             return TeamSync(error=exc)
+
+    def _moves_to_another_team(self, syned_user_id: str, team: LinkedTeam) -> bool:
+        """Is the user on another of our synced teams locally (so that team's sync assigns them there)?"""
+        home = self._linked_team_of.get(syned_user_id)
+        return home is not None and home != team.game_platform_id
+
+    def _remove(self, syned_user_id: str) -> RemovedMember:
+        try:
+            self.client.delete_assignment(syned_user_id)  # a 404: already off the team, which is the aim
+        except (GamePlatformAuthError, DeadlineReached):
+            raise
+        except GamePlatformError as exc:
+            return RemovedMember(syned_user_id, "failed", str(exc))
+        return RemovedMember(syned_user_id, "removed")
 
     def _assign(self, team: LinkedTeam, member: TeamMember) -> MemberResult:
         assert member.syned_user_id is not None
@@ -489,6 +580,7 @@ class _SyncRun:
         return MemberResult(member, "assigned")
 
     def _sync_teams(self) -> DrainEnd:
+        self._linked_team_of = self.store.linked_team_of_users()
         results = fetch_in_order(
             self.pool,
             self._linked_teams(),
@@ -513,6 +605,11 @@ class _SyncRun:
         member_rows: list[dict[str, Any]] = []
         for team, result in batch:
             counts.total += 1
+            if result.coach_not_approved:
+                counts.skipped_coach_not_approved += 1
+                progress.add_error("team", team.game_platform_id, COACH_NOT_APPROVED)
+                team_rows.append({"team_id": team.id, "synced": False, "error": COACH_NOT_APPROVED})
+                continue
             if result.missing is not None or result.error is not None:
                 error = result.missing.describe() if result.missing is not None else str(result.error)
                 if result.missing is not None:
@@ -544,10 +641,21 @@ class _SyncRun:
                         "error": member.error,
                     }
                 )
+            for gone in result.removed:
+                if gone.status == "removed":
+                    counts.members_removed += 1
+                else:
+                    counts.members_failed += 1
+                    failures += 1
+                    progress.add_error("team_member", f"{team.game_platform_id}/{gone.syned_user_id}", gone.error or "")
             if failures:
                 counts.failed += 1
                 team_rows.append(
-                    {"team_id": team.id, "synced": False, "error": f"{failures} member(s) could not be assigned"}
+                    {
+                        "team_id": team.id,
+                        "synced": False,
+                        "error": f"{failures} member(s) could not be assigned or removed",
+                    }
                 )
             else:
                 counts.synced += 1
@@ -562,10 +670,28 @@ class _SyncRun:
         self._commit(write)
 
 
+def _unix_time(value: int | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def _latest_solve(fetched: UserFetch) -> datetime | None:
+    """When the user last solved something, among the solves in this answer."""
+    solves = list(fetched.odl.challenge_solves) if fetched.odl is not None else []
+    for item in fetched.flash.flash_ctfs if fetched.flash is not None else []:
+        solves += item.challenge_solves
+    stamps = [s.timestamp_unix for s in solves if s.timestamp_unix is not None]
+    return _unix_time(max(stamps)) if stamps else None
+
+
 def _solve_and_event_rows(
     batch: list[tuple[LinkedUser, UserFetch]],
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Rows for the solves and flash-CTF events in a batch, each solve once (first seen wins)."""
+    """Rows for the solves and flash-CTF events in a batch, one per key, the last seen winning.
+
+    The vendor has been seen to list a solve twice in one answer (and a flash-CTF
+    solve may also appear among the ODL ones); one statement may not upsert a
+    row twice, and the later item is the vendor's latest word.
+    """
     solves: dict[tuple[str, int], dict[str, Any]] = {}
     events: dict[tuple[str, str], dict[str, Any]] = {}
     for user, fetched in batch:
@@ -579,28 +705,31 @@ def _solve_and_event_rows(
                 "event_id": item.event_id,
                 "flash_ctf_name": item.flash_ctf_name,
                 "start_unix": item.flash_ctf_time_start_unix,
-                "challenges_solved": item.challenges_solved,
+                "end_unix": item.flash_ctf_time_end_unix,
+                "challenges_solved": item.solved,
                 "points_earned": item.points_earned,
+                "max_points_possible": item.max_points_possible,
                 "rank": item.rank,
+                "raw_payload": item.raw_payload,
             }
             sources += [("flash_ctf", item.event_id, s) for s in item.challenge_solves]
         for source, event_id, solve in sources:
-            solves.setdefault(
-                (uid, solve.challenge_solve_id),
-                {
-                    "syned_user_id": uid,
-                    "challenge_solve_id": solve.challenge_solve_id,
-                    "source": source,
-                    "flash_ctf_event_id": event_id,
-                    "challenge_id": solve.challenge_id,
-                    "challenge_title": solve.challenge_title,
-                    "challenge_category": solve.challenge_category,
-                    "challenge_points": solve.challenge_points,
-                    "challenge_retired": solve.challenge_retired,
-                    "nist_nice_work_roles": solve.nist_nice_work_roles,
-                    "timestamp_unix": solve.timestamp_unix,
-                },
-            )
+            key = (uid, solve.challenge_solve_id)
+            solves.pop(key, None)  # the last seen goes last, as if it had been the only one
+            solves[key] = {
+                "syned_user_id": uid,
+                "challenge_solve_id": solve.challenge_solve_id,
+                "source": source,
+                "flash_ctf_event_id": event_id,
+                "challenge_id": solve.challenge_id,
+                "challenge_title": solve.challenge_title,
+                "challenge_category": solve.challenge_category,
+                "challenge_points": solve.challenge_points,
+                "challenge_retired": solve.challenge_retired,
+                "nist_nice_work_roles": solve.nist_nice_work_roles,
+                "timestamp_unix": solve.timestamp_unix,
+                "raw_payload": solve.raw_payload,
+            }
     return list(solves.values()), list(events.values())
 
 
@@ -609,7 +738,13 @@ def run_output(
 ) -> dict[str, Any]:
     """The job's output: the whole run's counts so far (a continuation's output covers the run to date)."""
     coach = str(payload.coach_id) if payload.coach_id is not None else None
-    body: dict[str, Any] = {"status": status, "dryRun": payload.dry_run, "coachId": coach}
+    body: dict[str, Any] = {
+        "status": status,
+        "dryRun": payload.dry_run,
+        "coachId": coach,
+        "forceFullSync": payload.force_full_sync,
+        "forceFlashCtfSync": payload.force_flash_ctf_sync,
+    }
     if progress is not None:
         body.update(
             {
@@ -617,6 +752,9 @@ def run_output(
                 "startedAt": progress.started_at.isoformat(),
                 "fullSync": progress.full_sync,
                 "flashCtfProgress": "all users" if progress.flash_for_all else "first-time users only",
+                "incrementalWindow": (
+                    "ignored (forceFullSync)" if progress.ignore_window else "since each user's last sync"
+                ),
                 "invocations": progress.invocations,
                 **progress.counts(),
                 "errors": [e.model_dump() for e in progress.errors],

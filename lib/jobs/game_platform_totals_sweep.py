@@ -3,16 +3,21 @@
 For up to `batchSize` flagged users, oldest flag first: fetch the full ODL
 totals and flash-CTF progress, write `game_platform_stats` for each of the
 user's competitors (`challenges_completed` = total solved, `total_score` = total
-points, `monthly_ctf_challenges` = flash-CTF solves summed over events,
-`last_activity`, `synced_at`), then clear the flag, in the same transaction and
-only if no new activity was recorded since the sweep read it. A flagged user
-with no local competitor, or unknown to the platform, is reported and its flag
-cleared (never left to be swept forever); any other error is recorded on the
+points, `monthly_ctf_challenges` = flash-CTF solves summed over events, 0 when
+the vendor has no flash-CTF progress for the user (404); `last_activity` = the
+vendor's `last_accessed_unix_timestamp`, else the latest solve, never moving
+back; `synced_at`), then clear the flag, in the same transaction and only if no
+new activity was recorded since the sweep read it. A flagged user with no local
+competitor, unknown to the platform (404) or not approved on it (403) is
+reported and its flag cleared (never left to be swept forever: the sync flags
+the user again once it can fetch them); any other error is recorded on the
 user's sync state, the flag stays for the next sweep, and the sweep goes on.
 
 The sweep walks a (flag time, user) keyset bounded by its own start, so a
 continuation (carrying the cursor) never visits a user twice, and a user
-re-flagged meanwhile waits for the next sweep.
+re-flagged meanwhile waits for the next sweep. With `forceAll` it walks every
+linked platform user in id order instead, flagged or not, `batchSize` users
+per job, each job enqueuing the next until all are done.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from lib.game_platform.errors import (
     GamePlatformAuthError,
     GamePlatformError,
     GamePlatformUnavailable,
+    NotApproved,
     RemoteMissing,
 )
 from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
@@ -45,7 +51,7 @@ PAGE_SIZE = 200
 WRITE_BATCH = 100
 MAX_RESULTS = MAX_ITEM_ERRORS
 
-SweepStatus = Literal["refreshed", "failed", "skipped_remote_missing", "orphaned"]
+SweepStatus = Literal["refreshed", "failed", "skipped_remote_missing", "not_approved", "orphaned"]
 
 
 class SweepResult(BaseModel):
@@ -77,7 +83,9 @@ class SweepCursor(BaseModel):
     refreshed: int = 0
     failed: int = 0
     skipped_remote_missing: int = 0
+    not_approved: int = 0
     orphaned: int = 0
+    batches: int = 1  # forceAll: the batch this job works on
     results: list[SweepResult] = Field(default_factory=list, max_length=MAX_RESULTS)
     results_omitted: int = 0
 
@@ -112,6 +120,7 @@ class TotalsFetch:
     totals: Totals | None = None
     orphaned: bool = False
     missing: RemoteMissing | None = None
+    refused: NotApproved | None = None
     error: GamePlatformError | None = None
     deferred: bool = False
 
@@ -119,9 +128,15 @@ class TotalsFetch:
 def _outcome(result: TotalsFetch) -> Outcome:
     if result.deferred:
         return Outcome.DEFERRED
+    if result.refused is not None:
+        return Outcome.REFUSED
     if isinstance(result.error, GamePlatformUnavailable):
         return Outcome.UNAVAILABLE
     return Outcome.DONE
+
+
+def _describe_refusal(result: TotalsFetch) -> str:
+    return result.refused.describe() if result.refused is not None else "refused"
 
 
 def _error_of(result: TotalsFetch) -> GamePlatformError | None:
@@ -151,21 +166,30 @@ class _Sweep:
             window=self.session.window,
             keep_going=self.session.budget.can_start_call,
         )
+        cursor = self.cursor
         drain: Drain[FlaggedUser, TotalsFetch] = Drain(
             classify=_outcome,
             flush=self._write,
             batch_size=WRITE_BATCH,
             outage_threshold=self.session.outage_threshold,
             error_of=_error_of,
+            answered=cursor.total > cursor.not_approved,
+            describe_refusal=_describe_refusal,
         )
-        if drain.run(results) is DrainEnd.OUT_OF_TIME and self.cursor.remaining > 0:
+        end = drain.run(results)
+        if end is DrainEnd.OUT_OF_TIME and self.cursor.remaining > 0:
             return self._continue()
+        if self.payload.force_all and self.cursor.remaining == 0 and self._more_linked_users():
+            return self._continue(next_batch=True)
         log("game_platform_totals_sweep.completed", job_id=str(self.ctx.job_id), **_counts(self.cursor))
         return sweep_output("completed", self.payload, self.cursor)
 
     def _flagged(self) -> Iterator[FlaggedUser]:
-        """Flagged users after the cursor, at most `remaining` of them."""
+        """Flagged users after the cursor (every linked user with `forceAll`), at most `remaining` of them."""
         cursor = self.cursor
+        if self.payload.force_all:
+            yield from self._linked(cursor.after_user, cursor.remaining)
+            return
         after = (cursor.after_since, cursor.after_user or "") if cursor.after_since is not None else None
         left = cursor.remaining
         while left > 0:
@@ -174,7 +198,21 @@ class _Sweep:
             left -= len(page)
             if len(page) < PAGE_SIZE:
                 return
-            after = (page[-1].flagged_since, page[-1].syned_user_id)
+            since = page[-1].flagged_since
+            assert since is not None  # a flagged user says since when (a check constraint)
+            after = (since, page[-1].syned_user_id)
+
+    def _linked(self, after: str | None, left: int) -> Iterator[FlaggedUser]:
+        while left > 0:
+            page = self.store.linked_users_for_sweep_page(self.payload.coach_id, after, min(PAGE_SIZE, left))
+            yield from page
+            left -= len(page)
+            if len(page) < PAGE_SIZE:
+                return
+            after = page[-1].syned_user_id
+
+    def _more_linked_users(self) -> bool:
+        return bool(self.store.linked_users_for_sweep_page(self.payload.coach_id, self.cursor.after_user, 1))
 
     def _fetch(self, user: FlaggedUser) -> TotalsFetch:
         """Runs on a pool thread: a user's full totals."""
@@ -185,23 +223,28 @@ class _Sweep:
             odl = client.get_odl_scores(user.syned_user_id)
             if isinstance(odl, RemoteMissing):
                 return TotalsFetch(missing=odl)
-            flash = client.get_flash_ctf_progress(user.syned_user_id)
-            if isinstance(flash, RemoteMissing):
-                return TotalsFetch(missing=flash)
+            if isinstance(odl, NotApproved):
+                return TotalsFetch(refused=odl)
+            answer = client.get_flash_ctf_progress(user.syned_user_id)
         except GamePlatformAuthError:
             raise
         except DeadlineReached:
             return TotalsFetch(deferred=True)
         except GamePlatformError as exc:
             return TotalsFetch(error=exc)
-        stamps = [s.timestamp_unix for s in odl.challenge_solves]
-        stamps += [s.timestamp_unix for item in flash.flash_ctfs for s in item.challenge_solves]
+        # The user exists (the ODL scores say so): a 404 (or 403) here is no flash-CTF progress.
+        flash_ctfs = [] if isinstance(answer, RemoteMissing | NotApproved) else answer.flash_ctfs
+        last_activity: int | None = odl.last_accessed_unix_timestamp
+        if last_activity is None:
+            stamps = [s.timestamp_unix for s in odl.challenge_solves]
+            stamps += [s.timestamp_unix for item in flash_ctfs for s in item.challenge_solves]
+            last_activity = max((t for t in stamps if t is not None), default=None)
         return TotalsFetch(
             totals=Totals(
                 challenges_completed=odl.total_challenges_solved,
                 total_score=odl.total_points,
-                monthly_ctf_challenges=sum(item.challenges_solved for item in flash.flash_ctfs),
-                last_activity=datetime.fromtimestamp(max(stamps), UTC) if stamps else None,
+                monthly_ctf_challenges=sum(item.solved for item in flash_ctfs),
+                last_activity=datetime.fromtimestamp(last_activity, UTC) if last_activity is not None else None,
             )
         )
 
@@ -240,10 +283,16 @@ class _Sweep:
                 cleared.append(
                     {"syned_user_id": uid, "requested_at": user.requested_at, "refreshed": False, "error": result.error}
                 )
-            elif fetched.missing is not None:
-                cursor.skipped_remote_missing += 1
-                result.status = "skipped_remote_missing"
-                result.error = fetched.missing.describe()
+            elif fetched.missing is not None or fetched.refused is not None:
+                if fetched.missing is not None:
+                    cursor.skipped_remote_missing += 1
+                    result.status = "skipped_remote_missing"
+                    result.error = fetched.missing.describe()
+                else:
+                    assert fetched.refused is not None
+                    cursor.not_approved += 1
+                    result.status = "not_approved"
+                    result.error = fetched.refused.describe()
                 cleared.append(
                     {"syned_user_id": uid, "requested_at": user.requested_at, "refreshed": False, "error": result.error}
                 )
@@ -260,8 +309,12 @@ class _Sweep:
                 self.store.write_totals(stats, cleared, errors)
         self.cursor = cursor
 
-    def _continue(self) -> dict[str, Any]:
-        cursor = self.cursor.model_copy(update={"invocations": self.cursor.invocations + 1}, deep=True)
+    def _continue(self, *, next_batch: bool = False) -> dict[str, Any]:
+        """Enqueue the job that carries on: out of time, or (`forceAll`) on to the next batch of users."""
+        update: dict[str, Any] = {"invocations": self.cursor.invocations + 1}
+        if next_batch:
+            update.update(remaining=self.payload.batch_size, batches=self.cursor.batches + 1)
+        cursor = self.cursor.model_copy(update=update, deep=True)
         payload = {**self.payload.to_payload(), "cursor": cursor.model_dump(mode="json", by_alias=True)}
         next_job = self.ctx.queue.enqueue(TOTALS_SWEEP_TASK_TYPE, payload, max_attempts=self.ctx.max_attempts)
         log(
@@ -279,13 +332,14 @@ def _counts(cursor: SweepCursor) -> dict[str, Any]:
         "refreshed": cursor.refreshed,
         "failed": cursor.failed,
         "skipped_remote_missing": cursor.skipped_remote_missing,
+        "not_approved": cursor.not_approved,
         "orphaned": cursor.orphaned,
     }
 
 
 def _listing_order(result: SweepResult) -> int:
     """Failures first, then users set aside, then the refreshed: what an operator looks for comes first."""
-    return {"failed": 0, "skipped_remote_missing": 1, "orphaned": 2}.get(result.status, 3)
+    return {"failed": 0, "skipped_remote_missing": 1, "not_approved": 1, "orphaned": 2}.get(result.status, 3)
 
 
 def sweep_output(status: str, payload: SweepRequest, cursor: SweepCursor) -> dict[str, Any]:
@@ -295,10 +349,12 @@ def sweep_output(status: str, payload: SweepRequest, cursor: SweepCursor) -> dic
         "dryRun": payload.dry_run,
         "coachId": str(payload.coach_id) if payload.coach_id is not None else None,
         "batchSize": payload.batch_size,
+        "forceAll": payload.force_all,
         **_counts(cursor),
         "results": [r.model_dump(mode="json", by_alias=True) for r in sorted(cursor.results, key=_listing_order)],
         "resultsOmitted": cursor.results_omitted,
         "invocations": cursor.invocations,
+        "batches": cursor.batches,
     }
 
 

@@ -30,6 +30,15 @@ Public API::
   fault to its first n matches (500-then-success) and `skip=n` lets n through
   first (a vendor failing mid-run). `fake.latency` delays every
   answer (the benchmark uses 50 ms).
+- The vendor as it really behaves (seen by the original app in production):
+  a user whose `status` is `pending_approval` or `denied` gets 403 on both
+  score endpoints; a user with `flash_progress=False` gets 404 on flash-CTF
+  progress alone; `fake.change_solve` corrects a solve (title, points, …);
+  `fake.repeat_solve` lists a solve a second time, changed, in the same ODL
+  answer; a user's `omit` names fields left out of every object of their score
+  answers (`challenge_solves`, `last_accessed_unix_timestamp`,
+  `max_points_possible`, …); the platform's `assignments` may list users the
+  local roster no longer has, which `POST /users/delete_assignment` removes.
 - Requests: every request is recorded (`fake.requests`, `fake.requests_for(path,
   user=...)`) with its method, path (relative to the base URL), query, JSON
   body and the status answered, so tests can assert what was asked.
@@ -90,6 +99,7 @@ class FlashCtfResult:
     start_unix: int
     solves: list[Solve] = field(default_factory=list)
     rank: int = 1
+    max_points: int = 1000
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +108,7 @@ class FlashCtfResult:
             "challenges_solved": len(self.solves),
             "challenge_solves": [s.to_json() for s in self.solves],
             "points_earned": sum(s.points for s in self.solves),
+            "max_points_possible": self.max_points,
             "rank": self.rank,
         }
 
@@ -113,29 +124,62 @@ class FakeUser:
     status: str = "approved"
     odl_solves: list[Solve] = field(default_factory=list)
     flash_ctfs: list[FlashCtfResult] = field(default_factory=list)
-    last_accessed_unix: int = 0
+    last_accessed_unix: int = 0  # reported as at least the latest solve: solving is accessing
+    last_login_unix: int | None = None
     coach_syned_user_id: str | None = None
+    flash_progress: bool = True  # False: 404 on flash-CTF progress alone, as the vendor does for some users
+    omit: frozenset[str] = frozenset()  # field names left out of every object of this user's score answers
+    # Solves listed a second time at the end of the ODL answer, same id, changed content (the vendor does this).
+    repeated_solves: list[Solve] = field(default_factory=list)
+
+    @property
+    def scores_refused(self) -> bool:
+        """The vendor answers 403 on the scores of a user it has not approved."""
+        return self.status in ("pending_approval", "denied")
+
+    def last_accessed(self) -> int:
+        stamps = [s.timestamp_unix for s in self.odl_solves]
+        stamps += [s.timestamp_unix for f in self.flash_ctfs for s in f.solves]
+        return max([self.last_accessed_unix, *stamps])
 
     def odl_json(self, after_time_unix: int | None) -> dict[str, Any]:
         solves = [s for s in self.odl_solves if after_time_unix is None or s.timestamp_unix > after_time_unix]
+        solves.sort(key=lambda s: s.timestamp_unix)
+        solves += [s for s in self.repeated_solves if after_time_unix is None or s.timestamp_unix > after_time_unix]
         categories: dict[str, int] = {}
         for s in self.odl_solves:
             categories[s.category] = categories.get(s.category, 0) + s.points
-        return {
-            "syned_user_id": self.syned_user_id,
-            "metactf_user_id": self.metactf_user_id,
-            "total_challenges_solved": len(self.odl_solves),
-            "total_points": sum(s.points for s in self.odl_solves),
-            "last_accessed_unix_timestamp": self.last_accessed_unix,
-            "category_points": categories,
-            "challenge_solves": [s.to_json() for s in sorted(solves, key=lambda s: s.timestamp_unix)],
-        }
+        return self._omitting(
+            {
+                "syned_user_id": self.syned_user_id,
+                "metactf_user_id": self.metactf_user_id,
+                "total_challenges_solved": len(self.odl_solves),
+                "total_points": sum(s.points for s in self.odl_solves),
+                "last_accessed_unix_timestamp": self.last_accessed(),
+                "category_points": categories,
+                "challenge_solves": [s.to_json() for s in solves],
+            }
+        )
+
+    def flash_json(self) -> dict[str, Any]:
+        items = [f.to_json() for f in sorted(self.flash_ctfs, key=lambda f: f.start_unix)]
+        return self._omitting({"syned_user_id": self.syned_user_id, "flash_ctfs": items})
+
+    def _omitting(self, value: Any) -> Any:
+        if not self.omit:
+            return value
+        if isinstance(value, dict):
+            return {k: self._omitting(v) for k, v in value.items() if k not in self.omit}
+        if isinstance(value, list):
+            return [self._omitting(v) for v in value]
+        return value
 
     def user_json(self) -> dict[str, Any]:
         return {
             "metactf_user_id": self.metactf_user_id,
             "metactf_username": f"{self.first_name}{self.last_name}{self.metactf_user_id}".lower(),
             "syned_user_id": self.syned_user_id,
+            "last_login_unix_timestamp": self.last_login_unix,
             "metactf_user_status": self.status,
         }
 
@@ -217,6 +261,7 @@ class Dataset:
                 {
                     "id": local_id(c.syned_user_id),
                     "role": "coach",
+                    "is_approved": True,
                     "first_name": c.first_name,
                     "last_name": c.last_name,
                     "email": c.email,
@@ -328,6 +373,7 @@ def demo_dataset(
                 ]
                 user.flash_ctfs.append(FlashCtfResult(name, start, solved, rank=rng.randint(1, 500)))
         user.last_accessed_unix = max([s.timestamp_unix for s in user.odl_solves] + [history_end - 86400 * 150])
+        user.last_login_unix = user.last_accessed_unix
         by_coach[coach_id].append(uid)
     team_number = 0
     for coach_id, members in by_coach.items():
@@ -500,6 +546,29 @@ class FakeGamePlatform:
     def add_flash_ctf(self, syned_user_id: str, result: FlashCtfResult) -> None:
         with self.lock:
             self.dataset.users[syned_user_id].flash_ctfs.append(result)
+
+    def find_solve(self, syned_user_id: str, challenge_solve_id: int) -> Solve:
+        user = self.dataset.users[syned_user_id]
+        for solve in [*user.odl_solves, *(s for f in user.flash_ctfs for s in f.solves)]:
+            if solve.challenge_solve_id == challenge_solve_id:
+                return solve
+        raise KeyError(challenge_solve_id)
+
+    def change_solve(self, syned_user_id: str, challenge_solve_id: int, **changes: Any) -> Solve:
+        """Correct a solve the vendor already reported (`title`, `points`, `category`, `retired`, `nist_roles`)."""
+        with self.lock:
+            solve = self.find_solve(syned_user_id, challenge_solve_id)
+            for name, value in changes.items():
+                setattr(solve, name, value)
+            return solve
+
+    def repeat_solve(self, syned_user_id: str, challenge_solve_id: int, **changes: Any) -> Solve:
+        """List an ODL solve a second time, with `changes`, at the end of the same answer."""
+        with self.lock:
+            original = self.find_solve(syned_user_id, challenge_solve_id)
+            copy = Solve(**{**original.__dict__, **changes})
+            self.dataset.users[syned_user_id].repeated_solves.append(copy)
+            return copy
 
     # -- answering -----------------------------------------------------------------
 
@@ -691,13 +760,21 @@ class FakeGamePlatform:
                         ]
                     },
                 ) from None
-        return _Answer(200, self._user(uid).odl_json(after))
+        user = self._scores_of(uid)
+        return _Answer(200, user.odl_json(after))
 
     def _get_flash_ctf_progress(self, query: dict[str, str], body: Any) -> _Answer:
         uid = _required_query(query, "syned_user_id")
-        user = self._user(uid)
-        items = [f.to_json() for f in sorted(user.flash_ctfs, key=lambda f: f.start_unix)]
-        return _Answer(200, {"syned_user_id": uid, "flash_ctfs": items})
+        user = self._scores_of(uid)
+        if not user.flash_progress:
+            raise _Answer(404, {"detail": "No flash CTF progress found for this user"})
+        return _Answer(200, user.flash_json())
+
+    def _scores_of(self, syned_user_id: str) -> FakeUser:
+        user = self._user(syned_user_id)
+        if user.scores_refused:
+            raise _Answer(403, {"detail": f"User is not approved (status: {user.status})"})
+        return user
 
 
 def _default_detail(status: int) -> Any:
@@ -707,6 +784,8 @@ def _default_detail(status: int) -> Any:
         return [{"loc": ["query", "syned_user_id"], "msg": "Field required", "type": "missing"}]
     if status == 429:
         return "Too Many Requests"
+    if status == 403:
+        return "User is not approved"
     return "Internal Server Error" if status >= 500 else "Error"
 
 

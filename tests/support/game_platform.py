@@ -45,9 +45,15 @@ def platform_settings(database_url: str, fake: FakeGamePlatform, **overrides: st
 def seed_roster(
     sql: psycopg.Connection, dataset: Dataset, *, skip_teams: bool = False
 ) -> dict[str, list[dict[str, Any]]]:
-    """Insert the dataset's competitors, teams and team members (not profiles: another migration owns them)."""
+    """Insert the dataset's coaches (approved coach profiles), competitors, teams and team members."""
     rows = dataset.local_rows()
     with sql.cursor() as cur:
+        cur.executemany(
+            "insert into profiles (id, role, is_approved, first_name, last_name, email, game_platform_user_id)"
+            " values (%(id)s, %(role)s, %(is_approved)s, %(first_name)s, %(last_name)s, %(email)s,"
+            " %(game_platform_user_id)s) on conflict (id) do nothing",
+            rows["profiles"],
+        )
         cur.executemany(
             "insert into competitors (id, coach_id, first_name, last_name, email, game_platform_id)"
             " values (%(id)s, %(coach_id)s, %(first_name)s, %(last_name)s, %(email)s, %(game_platform_id)s)",

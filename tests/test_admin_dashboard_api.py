@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from lib.health import health_report
+from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.settings import load_settings
 from tests.support.secrets import runner_headers
 from tests.support.tasks import recorder
@@ -143,14 +144,30 @@ def test_create_fills_the_payloads_defaults_as_the_triggers_do(create_api, sql):
     assert body["success"] is True
     job = _job(sql, body["jobId"])
     assert job["task_type"] == "game_platform_sync"
-    assert job["payload"] == {"dryRun": False, "coachId": None}
+    assert job["payload"] == SyncRequest().to_payload()  # what trigger-sync stores for {}
+    assert job["payload"]["dryRun"] is False
+    assert job["payload"]["coachId"] is None
     assert job["status"] == "pending"
     assert job["max_attempts"] == 5
 
     sweep = create_api.request(
         "POST", body={"taskType": "game_platform_totals_sweep", "payload": {"batchSize": 7}}, headers=admin_headers()
     )
-    assert _job(sql, sweep.json["jobId"])["payload"] == {"dryRun": False, "coachId": None, "batchSize": 7}
+    stored = _job(sql, sweep.json["jobId"])["payload"]
+    assert stored == SweepRequest.model_validate({"batchSize": 7}).to_payload()
+    assert stored["batchSize"] == 7
+
+
+def test_create_and_the_trigger_store_equal_payloads_for_equal_requests(create_api, serve, sql):
+    trigger = serve("api/admin/jobs/trigger-sync.py")
+    coach = str(uuid.uuid4())
+    by_trigger = trigger.request("POST", body={"dryRun": True, "coachId": coach}, headers=admin_headers()).json
+    by_create = create_api.request(
+        "POST",
+        body={"taskType": "game_platform_sync", "payload": {"coachId": coach, "dryRun": True}},
+        headers=admin_headers(),
+    ).json
+    assert _job(sql, by_create["jobId"])["payload"] == _job(sql, by_trigger["jobId"])["payload"]
 
 
 def test_create_stores_run_at_and_max_attempts(create_api, sql):
@@ -222,7 +239,7 @@ def test_get_lists_the_registered_task_types_with_default_payloads(create_api):
     response = create_api.request("GET", headers=admin_headers())
     assert response.status == 200
     types = {t["taskType"]: t for t in response.json["taskTypes"]}
-    assert types["game_platform_sync"]["defaultPayload"] == {"dryRun": False, "coachId": None}
+    assert types["game_platform_sync"]["defaultPayload"] == SyncRequest().to_payload()
     assert types["game_platform_totals_sweep"]["defaultPayload"]["batchSize"] == 100
     assert "dryRun" in types["game_platform_sync"]["payloadSchema"]["properties"]
     assert "cursor" not in types["game_platform_sync"]["payloadSchema"]["properties"]

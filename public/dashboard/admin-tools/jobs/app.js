@@ -460,14 +460,16 @@ const QUICK = {
     await watchJob(id, "Totals sweep");
   },
   async full() {
-    const syncId = await enqueue("/api/admin/jobs/trigger-sync", quickBody(false), "Full sync, step 1 (sync)");
+    const syncBody = { ...quickBody(false), forceFullSync: true };
+    const syncId = await enqueue("/api/admin/jobs/trigger-sync", syncBody, "Full sync, step 1 (sync)");
     await refreshAll();
     const sync = await watchJob(syncId, "Full sync, step 1 (sync)");
     if (!sync || sync.status !== "succeeded") {
       quickLine("Full sync stopped: the sync did not succeed, so the sweep was not started.", "error-text");
       return;
     }
-    const sweepId = await enqueue("/api/admin/jobs/trigger-totals-sweep", quickBody(true), "Full sync, step 2 (sweep)");
+    const sweepBody = { ...quickBody(true), forceAll: true };
+    const sweepId = await enqueue("/api/admin/jobs/trigger-totals-sweep", sweepBody, "Full sync, step 2 (sweep)");
     await refreshAll();
     await watchJob(sweepId, "Full sync, step 2 (sweep)");
   },

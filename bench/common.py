@@ -28,7 +28,7 @@ def noop(ctx: Any, payload: AnyPayload) -> None:
     return None
 
 
-NOOP_SPEC = TaskSpec(NOOP, AnyPayload, noop)
+NOOP_SPEC = TaskSpec(NOOP, AnyPayload, noop, quick=True)
 
 
 def noop_registry() -> TaskRegistry:

@@ -10,11 +10,18 @@ which hands each transaction to whichever server connection is free. So:
   caller opens one explicitly; no SET, LISTEN or session advisory locks;
 - the statement timeout is enforced from the client: poolers refuse or ignore
   the `options` startup parameter that would set it on the server.
+
+A connection found dead before a statement is sent (closed, or its socket shows
+the server hung up) is replaced and the statement sent on the new one: nothing
+reached the dead one. A statement that fails after it was sent may have run, so
+it is sent again only when its caller declares it safe to repeat
+(`repeatable=True`), and never inside a transaction.
 """
 
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,10 +30,12 @@ from typing import Any, LiteralString
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from lib.errors import DatabaseUnavailable, ServerMisconfigured
+from lib.errors import DatabaseNotMigrated, DatabaseUnavailable, ServerMisconfigured
+from lib.observability import log
 from lib.settings import Settings, get_settings, secret_value
 
 Params = Sequence[Any] | dict[str, Any] | None
@@ -90,50 +99,76 @@ class Database:
     ) -> None:
         self.conn = conn
         self._watchdog = _StatementWatchdog(lambda: self.conn, statement_timeout)
-        # Set for a connection kept from an earlier invocation: how to replace it
-        # should it turn out dead (the pooler or a network hop closed it meanwhile).
+        # How to replace the connection should it turn out dead (the server
+        # restarted, or the pooler or a network hop closed it).
         self._reopen = reopen
+        self._transactions = 0
         self.statements = 0  # counted for the round-trip benchmark and tests
+        self.reconnects = 0
 
-    def execute(self, query: LiteralString, params: Params = None) -> psycopg.Cursor[Row]:
+    def execute(self, query: LiteralString, params: Params = None, *, repeatable: bool = False) -> psycopg.Cursor[Row]:
+        """Send one statement. `repeatable`: running it twice does what running it once does."""
         self.statements += 1
         self._watchdog.arm()
         try:
-            return self._execute_once(query, params)
+            return self._execute_once(query, params, repeatable)
         except pg_errors.QueryCanceled as exc:
             if self._watchdog.fired:
                 raise StatementTimeout("The database did not answer in time; try again shortly.") from exc
             raise
+        except (pg_errors.UndefinedFunction, pg_errors.UndefinedTable) as exc:
+            if "job_queue" not in str(exc):
+                raise
+            raise DatabaseNotMigrated(
+                "The database has no job queue (or an older one): apply supabase/migrations"
+                f" (python scripts/migrate.py). PostgreSQL said: {exc.diag.message_primary}"
+            ) from exc
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable("The database connection failed; try again shortly.") from exc
         finally:
             self._watchdog.disarm()
 
-    def _execute_once(self, query: LiteralString, params: Params) -> psycopg.Cursor[Row]:
-        reopen, self._reopen = self._reopen, None  # only the first statement may find a kept connection dead
+    def _execute_once(self, query: LiteralString, params: Params, repeatable: bool) -> psycopg.Cursor[Row]:
+        if self._may_replace() and _found_dead(self.conn):
+            self._replace("found dead before sending")  # nothing was sent on the dead connection
         try:
             return self.conn.execute(query, params)
         except psycopg.OperationalError:
-            if reopen is None or not self.conn.broken:
+            if not (repeatable and self._may_replace() and self.conn.broken):
                 raise
-        # The kept connection was dead before this statement reached the server:
-        # replace it and send the statement once more.
-        with contextlib.suppress(Exception):
-            self.conn.close()
-        self.conn = reopen()
+        # The statement may have run before the connection failed; its caller says
+        # running it again is harmless.
+        self._replace("failed after sending a repeatable statement")
         return self.conn.execute(query, params)
 
-    def fetchall(self, query: LiteralString, params: Params = None) -> list[Row]:
-        return self.execute(query, params).fetchall()
+    def _may_replace(self) -> bool:
+        return self._reopen is not None and self._transactions == 0
 
-    def fetchone(self, query: LiteralString, params: Params = None) -> Row | None:
-        return self.execute(query, params).fetchone()
+    def _replace(self, reason: str) -> None:
+        assert self._reopen is not None
+        with contextlib.suppress(Exception):
+            self.conn.close()
+        self.conn = self._reopen()
+        self.reconnects += 1
+        log("db.reconnected", "warning", reason=reason)
+
+    def fetchall(self, query: LiteralString, params: Params = None, *, repeatable: bool = False) -> list[Row]:
+        return self.execute(query, params, repeatable=repeatable).fetchall()
+
+    def fetchone(self, query: LiteralString, params: Params = None, *, repeatable: bool = False) -> Row | None:
+        return self.execute(query, params, repeatable=repeatable).fetchone()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group statements atomically (BEGIN/COMMIT are sent by psycopg)."""
-        with self.conn.transaction():
-            yield
+        """Group statements atomically (BEGIN/COMMIT are sent by psycopg). Nothing inside is re-sent."""
+        if self._may_replace() and _found_dead(self.conn):
+            self._replace("found dead before a transaction")
+        self._transactions += 1
+        try:
+            with self.conn.transaction():
+                yield
+        finally:
+            self._transactions -= 1
 
     def detach(self) -> psycopg.Connection[Row]:
         """Stop guarding statements and hand the connection over (to be kept or closed)."""
@@ -142,6 +177,24 @@ class Database:
 
     def close(self) -> None:
         self.detach().close()
+
+
+def _found_dead(conn: psycopg.Connection[Row]) -> bool:
+    """Whether an idle connection is known dead without a round trip.
+
+    Between statements the server sends nothing on its own (the bundle never
+    LISTENs), so a readable socket means it hung up: the end of the stream, often
+    after a "terminating connection" error. Costs one poll, no round trip.
+    """
+    if conn.closed or conn.broken:
+        return True
+    if conn.info.transaction_status != TransactionStatus.IDLE:
+        return False
+    try:
+        readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 class _WarmConnections:
@@ -205,9 +258,24 @@ _warm = _WarmConnections()
 
 
 def _conninfo(settings: Settings) -> str:
+    """The connection string, checked for what would otherwise read as "unreachable" or leak it.
+
+    psycopg's parse errors quote the string, password included; the messages here
+    name the variable and never show its value.
+    """
     url = secret_value(settings.database_url)
     if not url:
         raise ServerMisconfigured("DATABASE_URL is not set: the bundle cannot reach its database.")
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ServerMisconfigured(
+            "DATABASE_URL is malformed: it is neither a postgresql:// URL nor key=value pairs"
+            " (a password with special characters must be percent-encoded in a URL)."
+        ) from None
+    for port in str(parts.get("port") or "").split(","):
+        if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
+            raise ServerMisconfigured("DATABASE_URL is malformed: its port is not a number from 1 to 65535.")
     return url
 
 
@@ -227,7 +295,12 @@ def _open(conninfo: str, settings: Settings) -> psycopg.Connection[Row]:
             keepalives_interval=10,
             keepalives_count=3,
         )
+    except psycopg.ProgrammingError:
+        # An option libpq refuses (an unknown name, a bad sslmode): its message quotes the value.
+        raise ServerMisconfigured("DATABASE_URL is malformed: libpq refused one of its options.") from None
     except psycopg.OperationalError as exc:
+        if "invalid" in str(exc) and "value" in str(exc):  # e.g. invalid sslmode value: a setting, not an outage
+            raise ServerMisconfigured("DATABASE_URL is malformed: libpq refused one of its values.") from None
         raise DatabaseUnavailable("The database is unreachable; try again shortly.") from exc
 
 
@@ -245,10 +318,7 @@ def connect(settings: Settings | None = None) -> Iterator[Database]:
     def reopen() -> psycopg.Connection[Row]:
         return _open(conninfo, settings)
 
-    if kept is None:
-        db = Database(reopen(), settings.db_statement_timeout_seconds)
-    else:
-        db = Database(kept, settings.db_statement_timeout_seconds, reopen=reopen)
+    db = Database(kept or reopen(), settings.db_statement_timeout_seconds, reopen=reopen)
     try:
         yield db
     finally:

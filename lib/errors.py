@@ -62,6 +62,10 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class LengthRequired(ApiError):
+    status, code = 411, "length_required"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
@@ -76,3 +80,9 @@ class DatabaseUnavailable(ServiceUnavailable):
 
 class ServerMisconfigured(ServiceUnavailable):
     code = "server_misconfigured"
+
+
+class DatabaseNotMigrated(DatabaseUnavailable):
+    """The database answers but lacks the queue's schema (or has an older one)."""
+
+    code = "database_not_migrated"

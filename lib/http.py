@@ -16,11 +16,21 @@ tree (it does not import it) and accepts a top-level `class handler(...)`, or an
 `app`/`application` it would then serve as WSGI/ASGI; an assignment
 `handler = vercel_handler(...)` is refused. So an api file never defines a
 top-level `app` or `application` either.
+
+Input no endpoint could use is refused here, once, before any endpoint runs:
+malformed request lines and headers (the stdlib's refusals, answered as JSON),
+a Content-Length that is not ASCII digits, chunked bodies, a request not sent
+within REQUEST_READ_TIMEOUT_SECONDS, and text PostgreSQL cannot store (NUL, lone
+surrogates) in any query parameter, header or JSON body, which is also parsed
+with a nesting limit (`lib.json_input`). docs/input-and-sessions.md lists them.
 '''
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, NamedTuple, TypeVar
@@ -34,14 +44,22 @@ from lib.errors import (
     DatabaseUnavailable,
     InvalidJson,
     InvalidRequest,
+    LengthRequired,
     MethodNotAllowed,
     PayloadTooLarge,
     ServerMisconfigured,
 )
+from lib.json_input import UnsafeInput, parse_json, text_problem
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
+REQUEST_READ_TIMEOUT_SECONDS = 20.0
+# After refusing a request whose bytes were not all read, keep reading (and
+# dropping) them for a moment before closing: closing a socket with unread input
+# sends a TCP reset, which can destroy the refusal before the client reads it.
+LINGER_SECONDS = 2.0
+LINGER_MAX_BYTES = 1024 * 1024
 SERVED_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD")
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -83,9 +101,9 @@ class Request(NamedTuple):
         if not self.body.strip():
             return {}
         try:
-            data = json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidJson(f"The body is not valid JSON: {exc}.") from None
+            data = parse_json(self.body)
+        except UnsafeInput as exc:
+            raise InvalidJson(exc.message, details=exc.details) from None
         if not isinstance(data, dict):
             raise InvalidRequest("The body must be a JSON object.")
         return data
@@ -175,35 +193,162 @@ def vercel_handler(**routes: Endpoint) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+# Status → (error code, message) for requests refused before an endpoint sees them.
+_PROTOCOL_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request", "The request line or its headers are malformed."),
+    408: ("request_timeout", "The request was not received in time."),
+    411: ("length_required", "Send the body with a Content-Length header; chunked bodies are not accepted."),
+    413: ("payload_too_large", f"The body may be at most {MAX_BODY_BYTES} bytes."),
+    414: ("uri_too_long", "The request line is too long."),
+    431: ("header_fields_too_large", "A header line is too long, or there are too many headers."),
+}
+# The stdlib answers these two with a 5xx; the caller sent something this server
+# will never serve, which is a client error: 405 (with Allow) and 400.
+_CLIENT_ERROR_FOR = {
+    501: (405, "method_not_allowed", "This method is not served here."),
+    505: (400, "http_version_not_supported", "Only HTTP/1.0 and HTTP/1.1 are served."),
+}
+
+
+def _header_problems(headers: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Headers whose values cannot be used as text: every header is checked, not only those read today."""
+    details = []
+    for name, value in headers.items():
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            field = f"headers.{name}" if text_problem(name) is None else "headers"
+            details.append({"field": field, "message": problem, "type": "unstorable_text"})
+    return details
+
+
+def _query_problems(query: tuple[tuple[str, str], ...]) -> list[dict[str, Any]]:
+    details = []
+    for name, value in query:
+        problem = text_problem(name) or text_problem(value)
+        if problem:
+            field = name if text_problem(name) is None else "query"
+            details.append({"field": field, "message": problem, "type": "unstorable_text"})
+    return details
+
+
+def _linger(connection: socket.socket) -> None:
+    """Half-close, then read and drop what the client still sends, until it closes or LINGER_SECONDS pass."""
+    deadline = time.monotonic() + LINGER_SECONDS
+    try:
+        connection.shutdown(socket.SHUT_WR)
+        drained = 0
+        while drained < LINGER_MAX_BYTES and (remaining := deadline - time.monotonic()) > 0:
+            connection.settimeout(remaining)
+            chunk = connection.recv(65536)
+            if not chunk:
+                return
+            drained += len(chunk)
+    except OSError:
+        return
+
+
 class _Handler(BaseHTTPRequestHandler):
     routes: ClassVar[dict[str, Endpoint]] = {}
     server_version = "job-queue"
     sys_version = ""
+    # Socket timeout for reading the request (and writing the answer): a client
+    # that sends half a request releases its thread after this long instead of
+    # holding it forever. It does not limit how long an endpoint may run.
+    timeout = REQUEST_READ_TIMEOUT_SECONDS
 
     def _serve(self) -> None:
-        request_or_error = self._read_request()
+        try:
+            request_or_error = self._read_request()
+        except TimeoutError:
+            self.send_error(408)
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug in reading the request must still get an answer
+            log_exception("http.bug", exc, path=self.path[:200], method=self.command)
+            request_or_error = Response(
+                status=500,
+                body={"error": "internal_error", "message": "An unexpected error occurred; it has been reported."},
+            )
         if isinstance(request_or_error, Response):
             response = request_or_error
         else:
             response = dispatch(self.routes, request_or_error)
-        self._send(response)
+        try:
+            self._send(response)
+        except OSError:
+            self.close_connection = True  # the client left before the answer; nothing to tell it
 
     def _read_request(self) -> Request | Response:
-        split = urlsplit(self.path)
         try:
+            split = urlsplit(self.path)  # an absolute-form target may hold a malformed host: "http://[::1/"
             query = tuple(parse_qsl(split.query, keep_blank_values=True, strict_parsing=False))
         except ValueError:
-            return _error_response(InvalidRequest("The query string is malformed."))
+            return _error_response(InvalidRequest("The request target or its query string is malformed."))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        length_header = headers.get("content-length", "0").strip() or "0"
-        if not length_header.isdigit():
-            return _error_response(InvalidRequest("Content-Length must be a whole number."))
-        length = int(length_header)
-        if length > MAX_BODY_BYTES:
+        if "transfer-encoding" in headers:
             self.close_connection = True  # the unread body must not be parsed as a next request
-            return _error_response(PayloadTooLarge(f"The body may be at most {MAX_BODY_BYTES} bytes."))
+            return _error_response(LengthRequired(_PROTOCOL_ERRORS[411][1]))
+        lengths = {value.strip() for value in self.headers.get_all("content-length") or ()}
+        if len(lengths) > 1:
+            self.close_connection = True
+            return _error_response(InvalidRequest("Send one Content-Length header."))
+        length_header = lengths.pop() if lengths else "0"
+        # ASCII digits only: str.isdigit() and int() also take "²" or "١".
+        if not (length_header.isascii() and length_header.isdigit()):
+            self.close_connection = True
+            return _error_response(InvalidRequest("Content-Length must be a whole number."))
+        if len(length_header) > 18 or int(length_header) > MAX_BODY_BYTES:
+            self.close_connection = True  # the unread body must not be parsed as a next request
+            return _error_response(PayloadTooLarge(_PROTOCOL_ERRORS[413][1]))
+        length = int(length_header)
         body = self.rfile.read(length) if length else b""
+        self._request_consumed = True
+        if len(body) < length:
+            self.close_connection = True
+            return _error_response(InvalidRequest(f"The body ended after {len(body)} of {length} bytes."))
+        problems = _header_problems(headers) + _query_problems(query)
+        if problems:
+            return _error_response(InvalidRequest("The request holds text that cannot be used.", details=problems))
         return Request(method=self.command, path=split.path, query=query, headers=headers, body=body)
+
+    def parse_request(self) -> bool:
+        self._request_consumed = False
+        try:
+            parsed = super().parse_request()
+        except TimeoutError:
+            self.send_error(408)
+            return False
+        if parsed and self.request_version == "HTTP/0.9":
+            # "GET /path" alone: an HTTP/0.9 answer would be a bare body, no status, no headers.
+            self.send_error(400)
+            return False
+        return parsed
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Every refusal the stdlib makes (bad request line, oversized headers, unknown method) as JSON.
+
+        The stdlib's own messages quote the request line, which may carry a
+        token in its query string: they are not used.
+        """
+        status = int(code)
+        headers = {"Connection": "close"}
+        if status in _CLIENT_ERROR_FOR:
+            status, error, text = _CLIENT_ERROR_FOR[status]
+            if status == 405:
+                allow = ", ".join(sorted(self.routes))
+                headers["Allow"] = allow
+                text = f"This method is not served here; use {allow}."
+        else:
+            error, text = _PROTOCOL_ERRORS.get(status, ("invalid_request", "The request is malformed."))
+        if self.request_version in ("", "HTTP/0.9"):
+            self.request_version = "HTTP/1.0"  # so a status line and headers are written
+        self.close_connection = True
+        with contextlib.suppress(OSError):  # the client may already be gone
+            self._send(Response(status=status, body={"error": error, "message": text}, headers=headers))
+
+    def finish(self) -> None:
+        super().finish()
+        if not getattr(self, "_request_consumed", False):
+            _linger(self.connection)
 
     def _send(self, response: Response) -> None:
         payload = json.dumps(response.body, default=str, separators=(",", ":")).encode()
@@ -216,6 +361,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+        self.wfile.flush()
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the stdlib's stderr access log; requests are logged as JSON by the endpoints."""

@@ -76,6 +76,9 @@ def init_sentry(settings: Settings) -> bool:
                 # default integrations' background work to pay off.
                 default_integrations=False,
                 auto_enabling_integrations=False,
+                # Stack frames' local variables hold connection strings and
+                # tokens (psycopg.connect's `conninfo`, with its password).
+                include_local_variables=False,
             )
             _sentry_dsn = dsn
     return True

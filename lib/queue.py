@@ -15,6 +15,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from lib.db import Database
+from lib.jsonb import JsonText
 
 JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
 DEFAULT_MAX_ATTEMPTS = 5
@@ -102,6 +103,19 @@ def _state(row: dict[str, Any] | None) -> JobState | None:
     return JobState(**row) if row else None
 
 
+def _sent_as_is(text: Any) -> str:
+    return str(text)
+
+
+def _output(value: Any) -> Jsonb | None:
+    """A job's output for a jsonb parameter; None (SQL NULL) when the handler returned nothing."""
+    if value is None:
+        return None
+    if isinstance(value, JsonText):  # checked and serialised already (lib.jsonb.storable_json)
+        return Jsonb(value, dumps=_sent_as_is)
+    return Jsonb(value)
+
+
 class Queue:
     """The queue as seen through one database connection."""
 
@@ -124,7 +138,8 @@ class Queue:
             (task_type, Jsonb(payload if payload is not None else {}), run_at, max_attempts),
         )
         assert row is not None
-        return row["id"]
+        job_id: UUID = row["id"]
+        return job_id
 
     def enqueue_unique(
         self,
@@ -162,17 +177,20 @@ class Queue:
     # -- the worker's calls ----------------------------------------------------
 
     def begin_run(
-        self, trigger_source: str, limit: int, forced: bool, lease: timedelta
+        self, trigger_source: str, limit: int, forced: bool, lease: timedelta, invocation_id: UUID | None = None
     ) -> tuple[RunStart, list[ClaimedJob]]:
         """Record a worker invocation, read the pause switch and claim, in one round trip.
 
         Claims nothing while processing is paused unless `forced`; such a run is
-        recorded as paused and already closed.
+        recorded as paused and already closed. With an `invocation_id` the call is
+        safe to repeat: a repeat answers the first call's run and the jobs it still
+        holds, so a reply lost on a broken connection strands nothing.
         """
         rows = self.db.fetchall(
             "select run_id, processing_enabled, paused_reason, id, task_type, payload_json, attempts, max_attempts,"
-            " lease_token, run_at, lease_expires_at from job_queue_begin_run(%s, %s, %s, %s)",
-            (trigger_source, limit, forced, lease),
+            " lease_token, run_at, lease_expires_at from job_queue_begin_run(%s, %s, %s, %s, %s)",
+            (trigger_source, limit, forced, lease, invocation_id),
+            repeatable=invocation_id is not None,
         )
         first = rows[0]
         run = RunStart(first["run_id"], first["processing_enabled"], first["paused_reason"])
@@ -213,7 +231,7 @@ class Queue:
                 summary.released,
                 summary.error,
                 [job.id for job, _ in successes],
-                [Jsonb(output) if output is not None else None for _, output in successes],
+                [_output(output) for _, output in successes],
                 [job.lease_token for job, _ in successes],
             ),
         )
@@ -233,7 +251,7 @@ class Queue:
             self.db.fetchone(
                 "select id, status, attempts, max_attempts, run_at, last_error"
                 " from job_queue_mark_succeeded(%s, %s, %s)",
-                (job.id, Jsonb(output) if output is not None else None, job.lease_token),
+                (job.id, _output(output), job.lease_token),
             )
         )
 
@@ -246,7 +264,7 @@ class Queue:
             " from job_queue_mark_succeeded_batch(%s::uuid[], %s::jsonb[], %s::uuid[])",
             (
                 [job.id for job, _ in finished],
-                [Jsonb(output) if output is not None else None for _, output in finished],
+                [_output(output) for _, output in finished],
                 [job.lease_token for job, _ in finished],
             ),
         )

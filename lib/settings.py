@@ -65,6 +65,11 @@ class Settings(BaseModel):
         default=5.0, alias="SUPABASE_AUTH_TIMEOUT_SECONDS"
     )
 
+    # Cookie sessions' same-origin check: take the host and scheme from
+    # X-Forwarded-Host / X-Forwarded-Proto. Only behind a proxy that overwrites
+    # both (clients can send them); off by default.
+    admin_trust_forwarded_headers: bool = Field(default=False, alias="ADMIN_TRUST_FORWARDED_HEADERS")
+
     # Health thresholds.
     health_max_wait_seconds: PositiveSeconds = Field(default=600.0, alias="JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS")
 

@@ -6,11 +6,17 @@ that outlives the invocation; the jobs run one by one (a failure is recorded at
 once, in a statement of its own); the last records the successes together and
 closes the run. Jobs claimed but not reached before the time budget runs out
 are released, their attempt not spent.
+
+Successes are held only while the jobs are quick: before a job whose task type
+is not marked quick, the held successes are written, so a crash during a long
+job re-runs that job alone. A job whose output jsonb cannot store fails alone,
+for good, and never spoils the statement that records its neighbours.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -20,6 +26,7 @@ from pydantic import ValidationError
 from lib.db import Database
 from lib.jobs.context import JobContext, PermanentJobError, RetryJobLater, describe
 from lib.jobs.registry import TaskRegistry, default_registry
+from lib.jsonb import NotStorableAsJson, storable_json
 from lib.observability import capture_job_failure, log
 from lib.queue import ClaimedJob, JobState, Queue, RunSummary
 from lib.retry import BackoffPolicy
@@ -34,11 +41,14 @@ MAX_LIMIT = 10
 class JobResult(NamedTuple):
     id: str
     task_type: str
-    status: str  # the job's status after this run
+    status: str  # the job's status after this run; `failed` for an attempt whose lease was lost
     attempts: int
     last_error: str | None
     retry_at: datetime | None
     duration_ms: int
+    # Set when this attempt's outcome was not recorded (the job was cancelled, or
+    # taken over after the lease expired): what the job's row says now.
+    job_status: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -51,6 +61,9 @@ class JobResult(NamedTuple):
         }
         if self.retry_at is not None:
             body["retryAt"] = self.retry_at.isoformat()
+        if self.job_status is not None:
+            body["leaseLost"] = True
+            body["jobStatus"] = self.job_status
         return body
 
 
@@ -92,17 +105,19 @@ class _Failure(NamedTuple):
 
 class _Success(NamedTuple):
     job: ClaimedJob
-    output: Any
+    output: Any  # checked JSON text (lib.jsonb.JsonText), or None
     duration_ms: int
     finished_at: float
 
 
-# Successes are written together, in one statement, when the invocation ends or
-# once the oldest unwritten one is this old. Most jobs take milliseconds: one
-# round trip per success would leave the worker waiting on the database most of
-# the time. The cost: if the process dies before the write, those jobs run again
-# after their lease expires — the at-least-once promise every job already lives
-# with (a worker can always die between a job's work and its mark).
+# Successes are written together, in one statement, when the invocation ends,
+# before a job that is not quick, or once the oldest unwritten one is this old.
+# Most jobs take milliseconds: one round trip per success would leave the worker
+# waiting on the database most of the time. The cost: if the process dies before
+# the write, those jobs run again after their lease expires — the at-least-once
+# promise every job already lives with (a worker can always die between a job's
+# work and its mark). Flushing before every job that may be long bounds that
+# cost to the quick jobs of the last second, plus the job that was running.
 SUCCESS_HOLD_SECONDS = 1.0
 
 
@@ -153,17 +168,21 @@ class Worker:
         limit = max(1, min(limit, MAX_LIMIT))
         lease = timedelta(seconds=self.settings.worker_lease_seconds)
 
-        run, claimed = self.queue.begin_run(trigger_source, limit, force, lease)
+        # Names this invocation, so begin_run may be sent again should its reply be lost.
+        invocation_id = uuid.uuid4()
+        run, claimed = self.queue.begin_run(trigger_source, limit, force, lease, invocation_id)
         if not run.processing_enabled and not force:
             log("worker.paused", run_id=run.run_id, reason=run.paused_reason, trigger=trigger_source)
             return WorkerReport(status="paused", paused_reason=run.paused_reason, run_id=run.run_id)
 
         report = WorkerReport(status="ok", run_id=run.run_id)
         successes = _UnrecordedSuccesses()
+        started = 0  # jobs begun; the rest of `claimed` is released if the run stops early
         try:
             for index, job in enumerate(claimed):
                 if deadline - self.clock() < self.settings.worker_min_job_seconds:
                     unstarted = claimed[index:]
+                    started = len(claimed)
                     report.released = self.queue.release(unstarted)
                     log(
                         "worker.budget_exhausted",
@@ -173,6 +192,9 @@ class Worker:
                         job_ids=[str(j.id) for j in unstarted],
                     )
                     break
+                if successes.items and not self._is_quick(job):
+                    self._flush(successes, report)  # a crash during a long job must not cost the finished ones
+                started = index + 1
                 outcome = self._execute(job, deadline)
                 if isinstance(outcome, _Success):
                     successes.add(len(report.results), outcome)
@@ -180,9 +202,13 @@ class Worker:
                 else:
                     report.results.append(outcome)
                 if successes.older_than(self.clock() - SUCCESS_HOLD_SECONDS):
-                    held = successes.take()
-                    self._place(held, self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held]), report)
+                    self._flush(successes, report)
         except Exception as exc:
+            # Most often the database went away mid-run. The connection is replaced
+            # before the next statement if it is found dead, so the held successes
+            # are still recorded and the unstarted jobs handed back, not left to
+            # wait out their lease.
+            self._release_unstarted(run.run_id, claimed[started:], report)
             self._complete(run.run_id, report, len(claimed), successes, status="failed", error=describe(exc))
             raise
         self._complete(run.run_id, report, len(claimed), successes, status="completed")
@@ -197,6 +223,28 @@ class Worker:
             duration_ms=int((self.clock() - started_at) * 1000),
         )
         return report
+
+    def _is_quick(self, job: ClaimedJob) -> bool:
+        try:
+            spec = self.registry.get(job.task_type)
+        except Exception:  # noqa: BLE001 - its module fails to import: the job fails in _execute, reported there
+            return False
+        return spec is None or spec.quick  # an unknown task type fails at once
+
+    def _flush(self, successes: _UnrecordedSuccesses, report: WorkerReport) -> None:
+        """Record the held successes now, in one statement; should it fail, they stay held for the run's close."""
+        held = list(successes.items)
+        states = self.queue.mark_succeeded_batch([(s.job, s.output) for _, s in held])
+        successes.take()
+        self._place(held, states, report)
+
+    def _release_unstarted(self, run_id: int, unstarted: list[ClaimedJob], report: WorkerReport) -> None:
+        if not unstarted:
+            return
+        try:
+            report.released += self.queue.release(unstarted)
+        except Exception as exc:  # noqa: BLE001 - the run is failing already; the lease frees them later
+            log("worker.release_failed", "warning", run_id=run_id, error=describe(exc))
 
     def _complete(
         self,
@@ -240,6 +288,7 @@ class Worker:
         log("job.started", **_fields(job), max_attempts=job.max_attempts)
         try:
             output = self._call_handler(job, deadline)
+            stored = None if output is None else _storable_output(output)
         except PermanentJobError as exc:
             failure = _Failure(exc, None)
         except RetryJobLater as exc:
@@ -248,7 +297,7 @@ class Worker:
             failure = _Failure(exc, self.policy.delay(job.attempts))
         else:
             finished = self.clock()
-            return _Success(job, output, int((finished - started) * 1000), finished)
+            return _Success(job, stored, int((finished - started) * 1000), finished)
         state = self.queue.mark_failed(job, describe(failure.error), failure.retry_in)
         return self._report(job, state, failure, int((self.clock() - started) * 1000))
 
@@ -281,10 +330,19 @@ class Worker:
     def _report(self, job: ClaimedJob, state: JobState | None, failure: _Failure | None, duration_ms: int) -> JobResult:
         fields = _fields(job)
         if state is None:
-            # Fenced out: cancelled meanwhile, or our lease expired and another worker took over.
+            # Fenced out: cancelled meanwhile, or our lease expired and another
+            # worker took over. Whatever the job's row says now is not this
+            # attempt's doing, so the result is this attempt's: failed, unrecorded.
             status = self.queue.status_of(job.id) or "deleted"
+            outcome = "success" if failure is None else "failure"
+            why = (
+                "the job was cancelled while it ran"
+                if status == "cancelled"
+                else f"its lease expired and the job was taken over (the job is {status} now)"
+            )
+            error = f"lease lost: {why}; this attempt's {outcome} was not recorded"
             log("job.lease_lost", "warning", **fields, status=status, duration_ms=duration_ms)
-            return JobResult(str(job.id), job.task_type, status, job.attempts, None, None, duration_ms)
+            return JobResult(str(job.id), job.task_type, "failed", job.attempts, error, None, duration_ms, status)
 
         if failure is None:
             log("job.succeeded", **fields, duration_ms=duration_ms)
@@ -317,6 +375,16 @@ class Worker:
             retry_at=state.run_at if state.status == "pending" else None,
             duration_ms=duration_ms,
         )
+
+
+def _storable_output(output: Any) -> str:
+    """The output as JSON text jsonb will store; a handler that returns anything else has a bug."""
+    try:
+        return storable_json(output)
+    except NotStorableAsJson as exc:
+        # Permanent: the same code on the same input returns the same value, so a
+        # retry would only repeat the job's work to fail the same way.
+        raise PermanentJobError(f"output is not storable as JSON: {exc}") from None
 
 
 def _stack(exc: BaseException) -> str | None:

@@ -217,7 +217,7 @@ def summarize_once(results: list[dict[str, Any]], conninfo: str) -> int:
     final: dict[str, dict[str, Any]] = {}
     for result in results:
         final[result["id"]] = result  # the last result of each job is its state now
-    with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+    with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
         outputs = {
             str(r["id"]): r["output"]
             for r in conn.execute(

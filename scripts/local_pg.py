@@ -59,14 +59,14 @@ def database_conninfo(admin_conninfo: str, dbname: str) -> str:
 def create_database(admin_conninfo: str, prefix: str = "jobs") -> str:
     """Create an empty database with a unique name; return its conninfo."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     return database_conninfo(admin_conninfo, name)
 
 
 def drop_database(admin_conninfo: str, conninfo: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(conninfo)["dbname"]
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(str(name))))
 
 

@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         if args.list:
-            with psycopg.connect(conninfo, autocommit=True) as conn:
+            with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
                 ensure_supabase_compatibility(conn)
                 done = applied_versions(conn)
             for m in discover():

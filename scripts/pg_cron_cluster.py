@@ -147,7 +147,7 @@ def reset_cron_database(admin_url: str) -> str:
     pg_cron's launcher is connected to that database, so the drop is forced; the
     launcher reconnects once the database exists again.
     """
-    with psycopg.connect(admin_url, autocommit=True) as conn:
+    with psycopg.connect(admin_url, autocommit=True, prepare_threshold=None) as conn:
         row = conn.execute("select current_setting('cron.database_name', true)").fetchone()
         name = row[0] if row else None
         if not name:

@@ -62,7 +62,7 @@ def direct_database_url(database_url: str) -> str:
 
 
 def _reset_tables(conninfo: str) -> None:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         tables = [
             r[0]
             for r in conn.execute(
@@ -126,10 +126,10 @@ def queue(db: Database) -> Queue:
 
 @pytest.fixture
 def sql(clean_db: str) -> Iterator[psycopg.Connection]:
-    """A plain autocommit connection for arranging and inspecting state."""
+    """A plain autocommit connection for arranging and inspecting state (pooler-safe: nothing prepared)."""
     from psycopg.rows import dict_row
 
-    with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row) as conn:
+    with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
         yield conn
 
 

@@ -236,6 +236,58 @@ def test_cookie_session_cannot_change_state_cross_site(admin_env, serve, sql):
     assert api.request("POST", body=body, headers={**admin_headers(), "Origin": "https://x.example"}).status == 200
 
 
+def _toggle_with_cookie(api, **headers):
+    body = {"enabled": False, "reason": "csrf"}
+    return api.request("POST", body=body, headers={"Cookie": session_cookies(hs256(ADMIN_ID)), **headers}).status
+
+
+def test_cookie_origin_must_match_the_scheme_too(admin_env, serve):
+    api = serve(TOGGLE)
+    assert _toggle_with_cookie(api, Host="admin.example", Origin="http://admin.example") == 403
+    assert _toggle_with_cookie(api, Host="admin.example", Origin="https://admin.example") == 200
+    # A loopback host is the dev server: plain http is its own origin there.
+    assert _toggle_with_cookie(api, Host="localhost:3000", Origin="http://localhost:3000") == 200
+    assert _toggle_with_cookie(api, Host="localhost:3000", Origin="http://localhost:3001") == 403
+
+
+def test_client_sent_forwarded_host_is_not_trusted_by_default(admin_env, serve, sql):
+    api = serve(TOGGLE)
+    spoofed = {"Host": "admin.example", "X-Forwarded-Host": "evil.example", "Origin": "https://evil.example"}
+    assert _toggle_with_cookie(api, **spoofed) == 403
+    assert sql.execute("select processing_enabled from job_queue_settings").fetchone()["processing_enabled"] is True
+
+
+def test_forwarded_host_and_scheme_count_when_configured(admin_env, serve):
+    admin_env(SUPABASE_JWT_SECRET=JWT_SECRET, ADMIN_TRUST_FORWARDED_HEADERS="true")
+    api = serve(TOGGLE)
+    proxied = {"Host": "internal:8000", "X-Forwarded-Host": "admin.example", "X-Forwarded-Proto": "https"}
+    assert _toggle_with_cookie(api, **proxied, Origin="https://admin.example") == 200
+    assert _toggle_with_cookie(api, **proxied, Origin="http://admin.example") == 403
+    assert _toggle_with_cookie(api, **proxied, Origin="https://internal:8000") == 403
+
+
+@pytest.mark.parametrize(
+    "session_json",
+    [
+        pytest.param("[" * 20_000 + "]" * 20_000, id="list"),
+        pytest.param('{"access_token":' * 2_000 + '"x"' + "}" * 2_000, id="object"),
+    ],
+)
+def test_deeply_nested_session_cookie_is_401(jobs_api, session_json, capsys):
+    encoded = "base64-" + base64.urlsafe_b64encode(session_json.encode()).decode().rstrip("=")
+    chunks = [encoded[i : i + 3000] for i in range(0, len(encoded), 3000)]
+    header = "; ".join(f"sb-{PROJECT_REF}-auth-token.{i}={chunk}" for i, chunk in enumerate(chunks))
+    response = jobs_api.request("GET", headers={"Cookie": header})
+    assert response.status == 401
+    assert response.json["error"] == "unauthorized"
+    assert "RecursionError" not in capsys.readouterr().out
+
+
+def test_deeply_nested_legacy_cookie_is_401(jobs_api):
+    value = quote("[" * 20_000)
+    assert jobs_api.request("GET", headers={"Cookie": f"sb-{PROJECT_REF}-auth-token={value}"}).status == 401
+
+
 # -- configuration ---------------------------------------------------------------------
 
 
@@ -352,11 +404,44 @@ def test_remote_answer_is_not_used_past_the_tokens_exp(fake_auth, serve, clock):
     assert fake_auth.calls["/auth/v1/user"] == 1
 
 
-def test_remote_refusal_is_not_cached(fake_auth, serve):
+def test_remote_refusal_is_remembered_for_10_seconds(fake_auth, serve, clock):
     api = serve(JOBS)
     token = _foreign_hs256(ADMIN_ID)
+    for _ in range(3):
+        assert api.request("GET", headers=bearer(token)).status == 401
+    assert fake_auth.calls["/auth/v1/user"] == 1
+    fake_auth.issue(token, ADMIN_ID)  # e.g. a session Supabase had not yet propagated
+    clock.advance(9)
     assert api.request("GET", headers=bearer(token)).status == 401
-    fake_auth.issue(token, ADMIN_ID)
+    assert fake_auth.calls["/auth/v1/user"] == 1
+    clock.advance(2)
+    assert api.request("GET", headers=bearer(token)).status == 200
+    assert fake_auth.calls["/auth/v1/user"] == 2
+
+
+def test_remembered_refusals_are_bounded_and_hold_no_token(fake_auth, serve, monkeypatch):
+    monkeypatch.setattr(admin_auth, "REMOTE_CACHE_ENTRIES", 4)
+    api = serve(JOBS)
+    good = fake_auth.issue(_foreign_hs256(ADMIN_ID), ADMIN_ID)
+    assert api.request("GET", headers=bearer(good)).status == 200
+    tokens = [_foreign_hs256(STRANGER_ID, expires_in=3600 + i) for i in range(7)]
+    for token in tokens:
+        assert api.request("GET", headers=bearer(token)).status == 401
+    cache = admin_auth._supabase_auth
+    assert len(cache._refusals) == 4
+    assert len(cache._entries) == 1  # a flood of refusals does not evict a good session
+    kept = repr((cache._refusals, cache._entries))
+    assert not any(token in kept or token.split(".")[2] in kept for token in [good, *tokens])
+    assert api.request("GET", headers=bearer(good)).status == 200
+    assert fake_auth.calls["/auth/v1/user"] == 8
+
+
+def test_supabase_auth_outage_is_not_remembered_as_a_refusal(fake_auth, serve):
+    api = serve(JOBS)
+    token = fake_auth.issue(_foreign_hs256(ADMIN_ID), ADMIN_ID)
+    fake_auth.mode = "error"
+    assert api.request("GET", headers=bearer(token)).status == 503
+    fake_auth.mode = "ok"
     assert api.request("GET", headers=bearer(token)).status == 200
 
 
@@ -514,12 +599,12 @@ def test_profiles_migration_keeps_an_existing_app_table_and_its_rows(admin_conni
     conninfo = create_database(admin_conninfo, prefix="jq_profiles")
     try:
         user = uuid.uuid4()
-        with psycopg.connect(conninfo, autocommit=True) as conn:
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
             ensure_supabase_compatibility(conn)
             conn.execute("create table public.profiles (id uuid primary key, role text not null, full_name text)")
             conn.execute("insert into public.profiles values (%s, 'admin', 'Ada')", (user,))
         apply_migrations(conninfo)
-        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
             row = conn.execute("select * from public.profiles").fetchone()
             assert row["id"] == user
             assert row["role"] == "admin"

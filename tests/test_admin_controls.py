@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+import psycopg
 import pytest
 
 from lib.db import Database
@@ -117,6 +118,12 @@ def test_worker_obeys_the_switch_on_its_next_call(toggle_api, worker_api, sql):
         pytest.param({"enabled": False, "paused": True}, id="unknown-field"),
         pytest.param(b"{nope", id="malformed-json"),
         pytest.param(b"[false]", id="array"),
+        pytest.param({"enabled": False, "reason": "a\u0000b"}, id="reason-with-nul"),
+        pytest.param({"enabled": False, "reason": "\ud800"}, id="reason-lone-surrogate"),
+        pytest.param(b'{"enabled": false, "reason": "\\ud800"}', id="reason-escaped-lone-surrogate"),
+        pytest.param(b'{"enabled": false, "reason": NaN}', id="reason-nan"),
+        pytest.param(b'{"enabled": false, "x": ' + b"[" * 5000 + b"]" * 5000 + b"}", id="deeply-nested"),
+        pytest.param(b'{"enabled": false, "x": ' + b"[" * 65 + b"]" * 65 + b"}", id="nested-65-deep"),
     ],
 )
 def test_bad_toggle_body_is_400_and_changes_nothing(toggle_api, sql, body):
@@ -256,12 +263,36 @@ def test_limit_defaults_to_50_and_allows_100(jobs_api, sql):
         "id=not-a-uuid",
         "id=12345",
         f"id={uuid.uuid4()}&status=failed",
+        "taskType=%00",
+        "taskType=a%00b",
+        "cursor=%00",
+        "status=%00",
+        "%00=1",
     ],
 )
 def test_bad_list_query_is_400(jobs_api, query):
     response = jobs_api.request("GET", query=query, headers=admin_headers())
     assert response.status == 400, response.json
     assert response.json["error"] == "invalid_request"
+
+
+def test_nul_in_a_query_value_names_the_field(jobs_api):
+    response = jobs_api.request("GET", query="taskType=%00", headers=admin_headers())
+    assert response.status == 400
+    assert response.json["details"][0]["field"] == "taskType"
+    assert "NUL" in response.json["details"][0]["message"]
+
+
+def test_nul_in_the_toggle_reason_names_the_field(toggle_api):
+    response = toggle_api.request("POST", body={"enabled": False, "reason": "a\u0000b"}, headers=admin_headers())
+    assert response.status == 400
+    assert response.json["details"] == [
+        {
+            "field": "reason",
+            "message": "contains a NUL character (\\u0000), which cannot be stored",
+            "type": "unstorable_text",
+        }
+    ]
 
 
 def test_jobs_is_get_only(jobs_api):
@@ -363,7 +394,11 @@ def test_cancel_while_processing_survives_the_workers_late_success(actions_api, 
     worker.join(30)
     [result] = outcome["r"].json["results"]
     assert result["id"] == job_id
-    assert result["status"] == "cancelled"  # the worker reports it was fenced out
+    # The worker reports its own attempt, fenced out: not recorded; the job itself is cancelled.
+    assert result["status"] == "failed"
+    assert result["leaseLost"] is True
+    assert result["jobStatus"] == "cancelled"
+    assert result["lastError"].startswith("lease lost: the job was cancelled while it ran")
     row = _job(sql, job_id)
     assert row["status"] == "cancelled"
     assert row["output"] is None
@@ -456,6 +491,81 @@ def test_retry_refused_while_an_equal_job_is_live(actions_api, admin_env, serve,
     assert response.json["duplicateOf"] == second
     assert response.json["status"] == "cancelled"
     assert _job(sql, first)["status"] == "cancelled"
+
+
+def _equal_finished_jobs(sql, count):
+    """`count` cancelled jobs with one dedupe key, as repeated equal triggers leave them."""
+    ids = []
+    for _ in range(count):
+        row = sql.execute("select job_id from job_queue_enqueue_unique('test_noop', '{}'::jsonb, 'k1')").fetchone()
+        sql.execute("select job_queue_cancel(%s)", (row["job_id"],))
+        ids.append(str(row["job_id"]))
+    return ids
+
+
+def _wait_until_a_statement_waits_for_a_lock(sql):
+    for _ in range(1000):
+        waiting = sql.execute(
+            "select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'"
+        ).fetchone()["n"]
+        if waiting:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the retry never waited for the open transaction")
+
+
+def _retry_in_background(api, job_id):
+    answer = {}
+    thread = threading.Thread(target=lambda: answer.update(response=_act(api, "retry", job_id)))
+    thread.start()
+    return thread, answer
+
+
+@pytest.mark.parametrize("rival", ["retry", "trigger"])
+def test_retry_racing_an_equal_job_going_live_is_409_not_500(actions_api, sql, clean_db, rival):
+    """The twin check passes, then the rival commits first: the unique index decides, and it is a 409."""
+    first, second = _equal_finished_jobs(sql, 2)
+    with psycopg.connect(clean_db, prepare_threshold=None) as rival_conn:
+        if rival == "retry":
+            rival_conn.execute("select job_queue_retry(%s)", (first,))
+            live = first
+        else:
+            live = str(
+                rival_conn.execute(
+                    "select job_id from job_queue_enqueue_unique('test_noop', '{}'::jsonb, 'k1')"
+                ).fetchone()[0]
+            )
+        thread, answer = _retry_in_background(actions_api, second)
+        _wait_until_a_statement_waits_for_a_lock(sql)
+        rival_conn.commit()
+    thread.join(30)
+    response = answer["response"]
+    assert response.status == 409, response.json
+    assert response.json["duplicateOf"] == live
+    assert response.json["status"] == "cancelled"
+    assert _job(sql, second)["status"] == "cancelled"
+
+
+def test_concurrent_retries_of_equal_jobs_revive_exactly_one(actions_api, sql):
+    jobs = _equal_finished_jobs(sql, 12)
+    barrier = threading.Barrier(len(jobs))
+    answers = {}
+
+    def retry(job_id):
+        barrier.wait()
+        answers[job_id] = _act(actions_api, "retry", job_id)
+
+    threads = [threading.Thread(target=retry, args=(job_id,)) for job_id in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    statuses = sorted(answer.status for answer in answers.values())
+    assert statuses == [200] + [409] * (len(jobs) - 1)
+    [revived] = [job_id for job_id, answer in answers.items() if answer.status == 200]
+    assert {answer.json["duplicateOf"] for answer in answers.values() if answer.status == 409} == {revived}
+    live = sql.execute("select id from job_queue where status in ('pending', 'processing')").fetchall()
+    assert [str(row["id"]) for row in live] == [revived]
 
 
 # -- actions: bad input ----------------------------------------------------------------------

@@ -30,6 +30,7 @@ from scripts.devserver.cron import (
 )
 from scripts.devserver.routes import DevHttpServer, RouteTable, discover_api_files
 from scripts.devserver.seed import ADMIN_ID, demo_id
+from scripts.local_http import LocalHTTPServer
 from scripts.local_pg import create_database, drop_database
 from tests.support.api import request
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, cron_headers, runner_headers
@@ -136,7 +137,7 @@ def test_once_on_a_given_database_migrates_it_never_seeds_it_and_exits_1_when_a_
     # Without a seeded admin it enqueues with the pg_cron migration's own commands.
     assert "pg_cron command of job-queue-game-platform-sync" in ok.stdout
     assert not (tmp_path / "dev" / "pgdata").exists(), "no embedded server when DATABASE_URL is given"
-    with psycopg.connect(given_database, autocommit=True) as conn:
+    with psycopg.connect(given_database, autocommit=True, prepare_threshold=None) as conn:
         assert conn.execute("select count(*) from profiles").fetchone() == (0,)
         assert conn.execute("select count(*) from competitors").fetchone() == (0,)
         conn.execute("insert into job_queue (task_type) values ('no_such_task')")
@@ -349,7 +350,7 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
 # -- cron --------------------------------------------------------------------------------------
 
 
-class RecordingServer(http.server.ThreadingHTTPServer):
+class RecordingServer(LocalHTTPServer):
     """Records each request's method, path and headers; answers 200 {}."""
 
     def __init__(self) -> None:

@@ -137,11 +137,11 @@ def test_reapplying_the_migration_keeps_the_data(sql):
 def test_an_existing_app_database_gains_the_missing_columns(admin_conninfo):
     conninfo = create_database(admin_conninfo, prefix="jq_legacy")
     try:
-        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
             conn.execute("create table competitors (id uuid primary key, coach_id uuid, first_name text)")
             conn.execute("insert into competitors values ('00000000-0000-0000-0000-000000000001', null, 'Grace')")
         apply_migrations(conninfo)
-        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
             row = conn.execute("select * from competitors").fetchone()
             assert row["first_name"] == "Grace"
             assert row["game_platform_id"] is None
@@ -156,10 +156,10 @@ def test_an_existing_app_table_keeps_its_own_security(admin_conninfo):
     notices: list[str] = []
     try:
         apply_migrations(conninfo, discover()[:1])  # the Supabase roles exist, as on a real project
-        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
             conn.execute("create table competitors (id uuid primary key, coach_id uuid)")
             conn.execute("grant select on competitors to authenticated")
-        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
             conn.add_notice_handler(lambda notice: notices.append(notice.message_primary or ""))
             conn.execute(MIGRATION.read_bytes())
             can_read = conn.execute(

@@ -623,7 +623,7 @@ def test_a_job_that_loses_its_run_mid_batch_rolls_the_batch_back(fake, db, sql, 
     def take_over() -> None:
         while not fake.requests_for("scores/get_odl_scores"):
             time.sleep(0.005)
-        with psycopg.connect(clean_db, autocommit=True) as conn:
+        with psycopg.connect(clean_db, autocommit=True, prepare_threshold=None) as conn:
             conn.execute("update game_platform_sync_runs set job_id = %s", (usurper,))
 
     thief = threading.Thread(target=take_over)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import socket
 
+import pytest
+
+from tests.support.api import ApiServer
 from tests.support.secrets import runner_headers
 
 
@@ -47,3 +51,154 @@ def test_errors_have_the_contract_shape(worker_api):
     response = worker_api.request("POST", body={"limit": 0}, headers=runner_headers())
     assert set(response.json) == {"error", "message", "details"}
     assert response.headers["cache-control"] == "no-store"
+
+
+# -- malformed requests: always a JSON answer, never a dropped connection ------------------
+
+
+def _exchange(port: int, raw: bytes, *, half_close: bool = False, timeout: float = 10.0) -> bytes:
+    """Send raw bytes, read the whole answer (the server closes after one)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as conn:
+        conn.sendall(raw)
+        if half_close:
+            conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := conn.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _status_and_json(reply: bytes) -> tuple[int, dict]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0].decode()
+    assert b"content-type: application/json" in head.lower(), reply[:300]
+    return int(status_line.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("content_length", "status"),
+    [
+        # Header bytes are read as Latin-1, where "²" is the one byte 0xB2: str.isdigit() says yes, int() no.
+        pytest.param(b"\xb2", 400, id="superscript-two"),
+        pytest.param(b"\xb9\xb2", 400, id="superscript-one-two"),
+        pytest.param("١٠".encode(), 400, id="arabic-indic-digits-utf8"),
+        pytest.param(b"+5", 400, id="plus-sign"),
+        pytest.param(b"5 5", 400, id="two-numbers"),
+        pytest.param(b"-1", 400, id="negative"),
+        pytest.param(b"9" * 5000, 413, id="five-thousand-digits"),
+        pytest.param(b"70000", 413, id="over-the-limit"),
+    ],
+)
+def test_malformed_content_length_is_a_json_error(worker_api, capfd, content_length, status):
+    raw = b"POST /api/jobs/run HTTP/1.1\r\nHost: x\r\nContent-Length: " + content_length + b"\r\n\r\n"
+    got, body = _status_and_json(_exchange(worker_api.port, raw, half_close=True))
+    assert got == status
+    assert set(body) == {"error", "message"}
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_two_different_content_lengths_are_a_400(worker_api):
+    raw = b"POST /api/jobs/run HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 12\r\n\r\n{}"
+    assert _status_and_json(_exchange(worker_api.port, raw, half_close=True))[0] == 400
+
+
+def test_chunked_body_is_a_411(worker_api):
+    raw = b"POST /api/jobs/run HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"
+    status, body = _status_and_json(_exchange(worker_api.port, raw, half_close=True))
+    assert (status, body["error"]) == (411, "length_required")
+
+
+def test_body_shorter_than_its_content_length_is_a_400(worker_api):
+    raw = b"POST /api/jobs/run HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{}"
+    status, body = _status_and_json(_exchange(worker_api.port, raw, half_close=True))
+    assert status == 400
+    assert "ended after 2 of 50 bytes" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "error"),
+    [
+        pytest.param(b"GARBAGE\r\n\r\n", 400, "invalid_request", id="one-word"),
+        pytest.param(b"POST /api/jobs/run\r\n\r\n", 400, "invalid_request", id="http-0.9-post"),
+        pytest.param(b"GET /api/jobs/run\r\n\r\n", 400, "invalid_request", id="http-0.9-get"),
+        pytest.param(b"GET / HTTP/x.y\r\n\r\n", 400, "invalid_request", id="bad-version"),
+        pytest.param(b"GET / HTTP/\xc2\xb2.1\r\n\r\n", 400, "invalid_request", id="unicode-digit-version"),
+        pytest.param(b"GET /a b c HTTP/1.1\r\n\r\n", 400, "invalid_request", id="four-words"),
+        pytest.param(
+            b"GET http://[::1/api/jobs/run HTTP/1.1\r\n\r\n", 400, "invalid_request", id="bad-absolute-target"
+        ),
+        pytest.param(b"GET / HTTP/2.0\r\n\r\n", 400, "http_version_not_supported", id="http-2"),
+        pytest.param(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", 414, "uri_too_long", id="long-request-line"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", 431, "header_fields_too_large", id="long-header"
+        ),
+        pytest.param(
+            b"GET / HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n",
+            431,
+            "header_fields_too_large",
+            id="too-many-headers",
+        ),
+        pytest.param(b"FOO /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed", id="unknown-method"),
+        pytest.param(b"TRACE /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n", 405, "method_not_allowed", id="trace"),
+    ],
+)
+def test_malformed_request_line_or_headers_get_a_json_error(worker_api, capfd, raw, status, error):
+    got, body = _status_and_json(_exchange(worker_api.port, raw))
+    assert (got, body["error"]) == (status, error)
+    assert "<html" not in json.dumps(body).lower()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_unknown_method_answer_names_the_served_ones(worker_api):
+    reply = _exchange(worker_api.port, b"FOO /api/jobs/run HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"\r\nAllow: GET, POST\r\n" in reply
+
+
+def test_protocol_errors_never_echo_the_request_line(worker_api):
+    reply = _exchange(worker_api.port, b"GET /?token=s3cr3t-in-the-query HTTP/x\r\n\r\n")
+    assert b"s3cr3t" not in reply
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({"User-Agent": "curl\x00/8"}, id="nul-in-a-header-read-as-text"),
+        pytest.param({"X-Anything": "a\x00"}, id="nul-in-any-header"),
+    ],
+)
+def test_nul_in_a_header_is_a_400(worker_api, sql, headers):
+    response = worker_api.request("POST", body={"limit": 1}, headers={**runner_headers(), **headers})
+    assert response.status == 400
+    assert response.json["details"][0]["type"] == "unstorable_text"
+    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0
+
+
+def test_deeply_nested_body_with_valid_auth_is_a_400(worker_api, capfd):
+    body = b'{"limit": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    body = body[: 64 * 1024 - 2] + b"]}"  # within the body limit, still thousands deep
+    response = worker_api.request("POST", body=body, headers=runner_headers())
+    assert response.status == 400
+    assert response.json["error"] == "invalid_json"
+    assert "nested more than 64" in response.json["message"]
+    assert "RecursionError" not in capfd.readouterr().out
+
+
+def test_nesting_up_to_the_limit_is_parsed(worker_api):
+    """64 levels are fine; the model then refuses the value as not an integer."""
+    body = b'{"limit": ' + b"[" * 63 + b"]" * 63 + b"}"
+    response = worker_api.request("POST", body=body, headers=runner_headers())
+    assert response.status == 400
+    assert response.json["error"] == "invalid_request"
+
+
+def test_half_sent_request_is_answered_408_after_the_read_timeout(app_env, capfd):
+    server = ApiServer("api/jobs/run.py", read_timeout=0.5)
+    try:
+        reply = _exchange(server.port, b"POST /api/jobs/run HTTP/1.1\r\nHost: x\r\nContent-Le", timeout=30)
+        status, body = _status_and_json(reply)
+        assert (status, body["error"]) == (408, "request_timeout")
+        reply = _exchange(server.port, b"POST /api/jobs/run HTTP/1.1\r\nContent-Length: 10\r\n\r\n{", timeout=30)
+        assert _status_and_json(reply)[0] == 408
+    finally:
+        server.close()
+    assert "Traceback" not in capfd.readouterr().err

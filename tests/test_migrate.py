@@ -23,7 +23,7 @@ def empty_database(admin_conninfo):
 
 
 def _recorded(conninfo):
-    with psycopg.connect(conninfo) as conn:
+    with psycopg.connect(conninfo, prepare_threshold=None) as conn:
         return [r[0] for r in conn.execute("select version from supabase_migrations.schema_migrations order by 1")]
 
 
@@ -72,7 +72,7 @@ def test_concurrent_migrators_apply_each_migration_once(empty_database):
 
 def test_creates_supabase_roles_and_auth_schema(empty_database):
     apply_migrations(empty_database)
-    with psycopg.connect(empty_database) as conn:
+    with psycopg.connect(empty_database, prepare_threshold=None) as conn:
         roles = {r[0] for r in conn.execute("select rolname from pg_roles")}
         schemas = {r[0] for r in conn.execute("select nspname from pg_namespace")}
     assert {"anon", "authenticated", "service_role"} <= roles
@@ -91,7 +91,7 @@ def test_a_failing_migration_is_rolled_back_and_not_recorded(empty_database, tmp
             empty_database,
             [Migration("20990101000000", "good", good), Migration("20990101000001", "bad", bad)],
         )
-    with psycopg.connect(empty_database) as conn:
+    with psycopg.connect(empty_database, prepare_threshold=None) as conn:
         tables = {r[0] for r in conn.execute("select tablename from pg_tables where schemaname = 'public'")}
     assert "good_table" in tables
     assert "half_done" not in tables

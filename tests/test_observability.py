@@ -6,11 +6,11 @@ import json
 import subprocess
 import sys
 import threading
-from http.server import ThreadingHTTPServer
 
 import pytest
 
 from lib.http import Request, vercel_handler
+from scripts.local_http import LocalHTTPServer
 from tests.support.api import ROOT, request
 from tests.support.fake_sentry import FakeSentry
 from tests.support.secrets import runner_headers
@@ -88,7 +88,7 @@ def test_a_bug_is_a_500_reported_to_sentry_and_logged(sentry, capsys):
         raise KeyError("missing_field")
 
     handler = vercel_handler(GET=broken)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = LocalHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
     try:
         response = request(server.server_address[1], "GET", "/api/broken")

@@ -66,7 +66,7 @@ def cron_db(cron_admin_url: str) -> str:
 @pytest.fixture
 def cron_sql(cron_db: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """A connection to the cron database, with the queue emptied and processing on."""
-    with psycopg.connect(cron_db, autocommit=True, row_factory=dict_row) as conn:
+    with psycopg.connect(cron_db, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
         conn.execute("truncate job_queue, job_queue_runs")
         conn.execute("select job_queue_set_processing(true)")
         yield conn
@@ -214,7 +214,7 @@ def test_a_database_other_than_cron_database_name_gets_a_notice_and_no_schedules
     try:
         apply_migrations(other)
         notices: list[str] = []
-        with psycopg.connect(other, autocommit=True) as conn:
+        with psycopg.connect(other, autocommit=True, prepare_threshold=None) as conn:
             conn.add_notice_handler(lambda d: notices.append(d.message_primary or ""))
             assert conn.execute("select * from job_queue_install_schedules()").fetchall() == []
             assert conn.execute("select to_regclass('cron.job')").fetchone() == (None,)

@@ -8,6 +8,8 @@ import psycopg
 import pytest
 
 from lib.queue import Queue
+from scripts.local_pg import create_database, drop_database
+from scripts.migrate import apply_migrations, ensure_supabase_compatibility
 
 LEASE = timedelta(minutes=15)
 
@@ -149,11 +151,11 @@ def test_live_lease_is_not_reclaimed(queue):
 
 def test_concurrent_claims_never_share_a_job(clean_db):
     """Open transactions hold their claims; SKIP LOCKED hands others the rest."""
-    with psycopg.connect(clean_db, autocommit=True) as setup:
+    with psycopg.connect(clean_db, autocommit=True, prepare_threshold=None) as setup:
         for _ in range(6):
             setup.execute("select job_queue_enqueue('t', '{}'::jsonb, now(), 3)")
-    a = psycopg.connect(clean_db)
-    b = psycopg.connect(clean_db)
+    a = psycopg.connect(clean_db, prepare_threshold=None)
+    b = psycopg.connect(clean_db, prepare_threshold=None)
     try:
         first = {r[0] for r in a.execute("select id from job_queue_claim(4)").fetchall()}
         second = {r[0] for r in b.execute("select id from job_queue_claim(4)").fetchall()}
@@ -415,6 +417,80 @@ def test_no_client_role_can_execute_a_queue_function(sql):
         assert sql.execute(
             "select has_function_privilege('service_role', 'job_queue_claim(integer, interval)', 'execute') as g"
         ).fetchone()["g"]
+
+
+# Sequences owned by a table in `public` (identity or serial columns).
+OWNED_SEQUENCES = """
+    select seq.oid::regclass::text as sequence, tbl.oid::regclass::text as owner
+      from pg_class seq
+      join pg_depend d on d.classid = 'pg_class'::regclass and d.objid = seq.oid
+                      and d.refclassid = 'pg_class'::regclass and d.deptype in ('a', 'i')
+      join pg_class tbl on tbl.oid = d.refobjid
+     where seq.relkind = 'S' and seq.relnamespace = 'public'::regnamespace
+"""
+
+
+def _sequence_grants(conn, sequence):
+    """Who other than the owner and service_role holds any privilege on `sequence`."""
+    rows = conn.execute(
+        "select coalesce(r.rolname, 'public') as grantee, a.privilege_type"
+        " from pg_class c, aclexplode(coalesce(c.relacl, acldefault('s', c.relowner))) a"
+        " left join pg_roles r on r.oid = a.grantee"
+        " where c.oid = %s::regclass and a.grantee <> c.relowner and coalesce(r.rolname, 'public') <> 'service_role'",
+        (sequence,),
+    ).fetchall()
+    return sorted((row[0], row[1]) for row in rows)
+
+
+def test_no_client_role_can_use_a_queue_sequence(sql):
+    sequences = [(r["sequence"], r["owner"]) for r in sql.execute(OWNED_SEQUENCES).fetchall()]
+    assert any(owner == "job_queue_runs" for _, owner in sequences)
+    for sequence, owner in sequences:
+        assert _sequence_grants(sql, sequence) == [], f"{sequence} (of {owner}) is open to client roles"
+        for role in ("anon", "authenticated"):
+            row = sql.execute(
+                "select has_sequence_privilege(%s, %s, 'usage, select, update') as g", (role, sequence)
+            ).fetchone()
+            assert not row["g"], f"{role} may use {sequence}"
+        assert sql.execute("select has_sequence_privilege('service_role', %s, 'usage') as g", (sequence,)).fetchone()[
+            "g"
+        ]
+
+
+def test_under_supabase_default_privileges_client_roles_get_nothing(admin_conninfo):
+    """Supabase grants every new table, sequence and function in `public` to anon and authenticated.
+
+    Migrating under those defaults must still leave the bundle's objects closed to both.
+    """
+    conninfo = create_database(admin_conninfo, prefix="jq_defaults")
+    try:
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
+            ensure_supabase_compatibility(conn)
+            for kind in ("tables", "sequences", "functions"):
+                grant = f"grant all on {kind} to anon, authenticated, service_role"
+                conn.execute(f"alter default privileges in schema public {grant}")
+        apply_migrations(conninfo)
+        with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
+            sequences = conn.execute(OWNED_SEQUENCES).fetchall()
+            assert len(sequences) >= 4
+            open_sequences = [(seq, owner) for seq, owner in sequences if _sequence_grants(conn, seq)]
+            assert open_sequences == []
+            tables = conn.execute(
+                "select c.oid::regclass::text from pg_class c where c.relnamespace = 'public'::regnamespace"
+                " and c.relkind = 'r'"
+                " and (has_table_privilege('anon', c.oid, 'select, insert, update, delete')"
+                "      or has_table_privilege('authenticated', c.oid, 'select, insert, update, delete'))"
+            ).fetchall()
+            assert tables == []
+            functions = conn.execute(
+                "select p.oid::regprocedure::text from pg_proc p"
+                " where p.pronamespace = 'public'::regnamespace and p.proname like 'job\\_queue\\_%'"
+                " and (has_function_privilege('anon', p.oid, 'execute')"
+                "      or has_function_privilege('authenticated', p.oid, 'execute'))"
+            ).fetchall()
+            assert functions == []
+    finally:
+        drop_database(admin_conninfo, conninfo)
 
 
 def test_every_table_has_row_level_security(sql):

@@ -19,7 +19,7 @@ class Payload(BaseModel):
 
 def _worker(db, clean_db, *specs: TaskSpec) -> Worker:
     registry = TaskRegistry()
-    registry.register(TaskSpec("noop", Payload, lambda ctx, payload: {"ok": True}))
+    registry.register(TaskSpec("noop", Payload, lambda ctx, payload: {"ok": True}, quick=True))
     for spec in specs:
         registry.register(spec)
     return Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry)
@@ -68,7 +68,7 @@ def test_failures_are_recorded_one_by_one_and_results_keep_their_order(db, clean
     def boom(ctx, payload):
         raise RuntimeError("no")
 
-    worker = _worker(db, clean_db, TaskSpec("boom", Payload, boom))
+    worker = _worker(db, clean_db, TaskSpec("boom", Payload, boom, quick=True))
     ids = [_enqueue(sql, "noop", 3), _enqueue(sql, "boom", 2), _enqueue(sql, "noop", 1)]
     before = db.statements
     report = worker.run(limit=10, force=False, trigger_source="test")
@@ -83,14 +83,15 @@ def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_d
     first = _enqueue(sql, "noop", 2)
 
     def cancel_the_first(ctx: JobContext, payload):
-        with psycopg.connect(clean_db, autocommit=True) as other:
+        with psycopg.connect(clean_db, autocommit=True, prepare_threshold=None) as other:
             other.execute("select job_queue_cancel(%s)", (first,))
 
-    worker = _worker(db, clean_db, TaskSpec("cancel_first", Payload, cancel_the_first))
+    worker = _worker(db, clean_db, TaskSpec("cancel_first", Payload, cancel_the_first, quick=True))
     second = _enqueue(sql, "cancel_first", 1)
     report = worker.run(limit=10, force=False, trigger_source="test")
-    statuses = {r.id: r.status for r in report.results}
-    assert statuses == {str(first): "cancelled", str(second): "succeeded"}
+    statuses = {r.id: (r.status, r.job_status) for r in report.results}
+    # The first attempt's success was not recorded: failed for this attempt, the job itself cancelled.
+    assert statuses == {str(first): ("failed", "cancelled"), str(second): ("succeeded", None)}
     row = sql.execute("select status, output from job_queue where id = %s", (first,)).fetchone()
     assert row == {"status": "cancelled", "output": None}
     assert report.succeeded == 1
@@ -107,7 +108,10 @@ def test_successes_are_written_once_the_hold_window_passes(db, clean_db, sql):
     def look(ctx, payload):
         seen["quick"] = sql.execute("select status from job_queue where id = %s", (quick,)).fetchone()["status"]
 
-    worker = _worker(db, clean_db, TaskSpec("slow", Payload, slow), TaskSpec("look", Payload, look))
+    # Both quick: the hold window alone must write the first success.
+    worker = _worker(
+        db, clean_db, TaskSpec("slow", Payload, slow, quick=True), TaskSpec("look", Payload, look, quick=True)
+    )
     _enqueue(sql, "slow", 2)
     _enqueue(sql, "look", 1)
     worker.run(limit=10, force=False, trigger_source="test")
@@ -121,7 +125,7 @@ def test_payloads_are_decoded_only_when_a_handler_runs(db, clean_db, sql):
     def record(ctx, payload):
         decoded.append(payload.model_dump())
 
-    worker = _worker(db, clean_db, TaskSpec("record", Payload, record))
+    worker = _worker(db, clean_db, TaskSpec("record", Payload, record, quick=True))
     sql.execute('select job_queue_enqueue(\'record\', \'{"n": 1, "nested": {"a": [1, 2]}}\'::jsonb, now(), 3)')
     worker.run(limit=10, force=False, trigger_source="test")
     assert decoded == [{"n": 1, "nested": {"a": [1, 2]}}]

@@ -15,7 +15,8 @@ Verifying the token:
   locally against that key (the key set is cached for at most 10 minutes, as
   Supabase's own Cache-Control says); any other token is sent to
   `GET $SUPABASE_URL/auth/v1/user`, whose positive answer is cached for at most
-  60 s and never past the token's `exp`. Supabase Auth slow or down → 503.
+  60 s and never past the token's `exp`, and a refusal for 10 s. Supabase Auth
+  slow or down → 503.
 
 Then the user's profile decides: no profile → 401, a role other than `admin` → 403.
 
@@ -29,7 +30,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import re
 import threading
 import time
@@ -45,6 +45,7 @@ from lib.auth.runner import bearer_token
 from lib.db import Database, connect
 from lib.errors import Forbidden, ServerMisconfigured, ServiceUnavailable, Unauthorized
 from lib.http import Request
+from lib.json_input import parse_json
 from lib.observability import log
 from lib.settings import Settings, secret_value
 
@@ -59,7 +60,8 @@ ACCEPTED_ALGORITHMS = ASYMMETRIC_ALGORITHMS | {HS256}
 JWKS_MAX_AGE_SECONDS = 600.0  # Supabase serves the key set with a 10-minute Cache-Control
 JWKS_REFRESH_ON_MISS_SECONDS = 30.0  # an unknown kid may be a freshly rotated key: refetch, but not often
 REMOTE_CACHE_SECONDS = 60.0
-REMOTE_CACHE_ENTRIES = 1024
+REMOTE_REFUSAL_CACHE_SECONDS = 10.0
+REMOTE_CACHE_ENTRIES = 1024  # per kind: yeses and refusals are bounded separately
 MAX_TOKEN_CHARS = 16 * 1024
 
 _COOKIE_NAME = re.compile(r"^sb-(?P<ref>.+?)-auth-token(?:\.(?P<chunk>\d{1,3}))?$")
@@ -152,7 +154,7 @@ def access_token_from_cookie(header: str, preferred_ref: str | None = None) -> s
             text = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode("utf-8")
         else:  # older @supabase/ssr and auth-helpers stored URL-encoded JSON
             text = unquote(value)
-        session = json.loads(text)
+        session = parse_json(text)  # depth-limited: a cookie nested 100,000 deep is just unreadable
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise Unauthorized("The Supabase session cookie cannot be read; sign in again.") from None
     token: Any = None
@@ -305,8 +307,12 @@ class _JwksCache:
             now = _clock()
             cached = self._sets.get(url)
             stale = cached is None or cached.expires_at <= now
-            missing = cached is not None and kid not in cached.keys
-            if stale or (missing and now - cached.fetched_at >= JWKS_REFRESH_ON_MISS_SECONDS):
+            missing_recheck = (
+                cached is not None
+                and kid not in cached.keys
+                and now - cached.fetched_at >= JWKS_REFRESH_ON_MISS_SECONDS
+            )
+            if stale or missing_recheck:
                 # Fetched under the lock: concurrent requests wait for one fetch rather than each making it.
                 cached = self._fetch(url, settings, now)
             key = cached.keys.get(kid) if cached is not None else None
@@ -358,19 +364,26 @@ class _JwksCache:
 
 
 class _SupabaseAuthCache:
-    """Asks `GET /auth/v1/user`; remembers a yes for ≤60 s and never past the token's `exp`.
+    """Asks `GET /auth/v1/user`, and remembers its answer briefly.
 
-    Only token hashes are kept, never tokens, and only positive answers: a revoked
-    session is refused again within a minute, an invalid one every time.
+    A yes is kept for ≤60 s and never past the token's `exp`; a refusal for 10 s,
+    so a client replaying a plausible bad token costs one call to Supabase Auth
+    per 10 s rather than one per request, and a token refused by mistake (a
+    session not yet propagated) works again soon. Yeses and refusals are kept
+    apart, each bounded, so a flood of bad tokens cannot evict the good ones.
+    Entries are keyed by a SHA-256 of the project URL and token: a token is never
+    stored. An unavailable Supabase Auth (503) is not remembered.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: OrderedDict[str, tuple[UUID, float]] = OrderedDict()
+        self._refusals: OrderedDict[str, float] = OrderedDict()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._refusals.clear()
 
     def user_id(self, token: str, token_expires_at: float, settings: Settings) -> UUID:
         cache_key = hashlib.sha256(f"{settings.supabase_url}\0{token}".encode()).hexdigest()
@@ -379,13 +392,18 @@ class _SupabaseAuthCache:
             entry = self._entries.get(cache_key)
             if entry is not None and entry[1] > now:
                 return entry[0]
-        user_id = self._ask(token, settings)
-        valid_until = min(now + REMOTE_CACHE_SECONDS, token_expires_at)
+            refused_until = self._refusals.get(cache_key)
+            if refused_until is not None and refused_until > now:
+                raise Unauthorized(INVALID_SESSION)
+        try:
+            user_id = self._ask(token, settings)
+        except Unauthorized:
+            with self._lock:
+                _remember(self._refusals, cache_key, now + REMOTE_REFUSAL_CACHE_SECONDS)
+            raise
         with self._lock:
-            self._entries[cache_key] = (user_id, valid_until)
-            self._entries.move_to_end(cache_key)
-            while len(self._entries) > REMOTE_CACHE_ENTRIES:
-                self._entries.popitem(last=False)
+            self._refusals.pop(cache_key, None)
+            _remember(self._entries, cache_key, (user_id, min(now + REMOTE_CACHE_SECONDS, token_expires_at)))
         return user_id
 
     def _ask(self, token: str, settings: Settings) -> UUID:
@@ -420,6 +438,14 @@ class _SupabaseAuthCache:
         except (ValueError, KeyError, TypeError):
             log("auth.supabase_unexpected_answer", "warning", status=status)
             raise ServiceUnavailable("Supabase Auth gave an unexpected answer; try again shortly.") from None
+
+
+def _remember(entries: OrderedDict[str, Any], key: str, value: Any) -> None:
+    """Store as the newest entry, dropping the oldest beyond REMOTE_CACHE_ENTRIES (caller holds the lock)."""
+    entries[key] = value
+    entries.move_to_end(key)
+    while len(entries) > REMOTE_CACHE_ENTRIES:
+        entries.popitem(last=False)
 
 
 _jwks = _JwksCache()
@@ -457,20 +483,58 @@ def authorize_admin(db: Database, user: SessionUser) -> AdminSession:
     return AdminSession(user.user_id, user.verified_by, user.source)
 
 
-def refuse_cross_site(request: Request, user: SessionUser) -> None:
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+CROSS_SITE = "Cross-site requests cannot use the session cookie."
+
+
+def request_origins(request: Request, settings: Settings) -> frozenset[str]:
+    """The origins (`scheme://host[:port]`) this request may legitimately come from.
+
+    The host is the `Host` header: Vercel and the dev server set it to the name
+    the browser used. `X-Forwarded-Host` and `X-Forwarded-Proto` are client-sent
+    text unless a proxy in front overwrites them, so they count only with
+    `ADMIN_TRUST_FORWARDED_HEADERS=true`. Without them the scheme is `https`
+    (Vercel serves nothing else), or `http` as well for a loopback host (the dev
+    server), so a page on `http://` cannot act for the `https://` site.
+    """
+    host = request.header("host") or ""
+    forwarded_scheme = None
+    if settings.admin_trust_forwarded_headers:
+        host = request.header("x-forwarded-host") or host
+        forwarded_scheme = (request.header("x-forwarded-proto") or "").split(",")[0].strip().lower() or None
+    host = host.split(",")[0].strip().lower()
+    if not host:
+        return frozenset()
+    if forwarded_scheme in ("http", "https"):
+        schemes = [forwarded_scheme]
+    else:
+        try:
+            hostname = urlsplit(f"//{host}").hostname or ""
+        except ValueError:  # an unbalanced "[" in the Host header
+            return frozenset()
+        loopback = hostname in LOOPBACK_HOSTS or f"[{hostname}]" in LOOPBACK_HOSTS
+        schemes = ["https", "http"] if loopback else ["https"]
+    return frozenset(f"{scheme}://{host}" for scheme in schemes)
+
+
+def refuse_cross_site(request: Request, user: SessionUser, settings: Settings) -> None:
     """A cookie travels with any request the browser makes: refuse cross-site state changes.
 
     Bearer tokens are attached by the dashboard's own code, so they need no such check.
+    A state change with the cookie must not say `Sec-Fetch-Site: cross-site`, and
+    its `Origin`, when sent, must be this site's scheme and host (`request_origins`).
     """
     if user.source != "cookie" or request.method in ("GET", "HEAD", "OPTIONS"):
         return
     if (request.header("sec-fetch-site") or "").lower() == "cross-site":
-        raise Forbidden("Cross-site requests cannot use the session cookie.")
+        raise Forbidden(CROSS_SITE)
     origin = request.header("origin")
-    if origin:
-        host = (request.header("x-forwarded-host") or request.header("host") or "").split(",")[0].strip().lower()
-        if origin == "null" or urlsplit(origin).netloc.lower() != host:
-            raise Forbidden("Cross-site requests cannot use the session cookie.")
+    if origin is None:
+        return
+    origin = origin.strip().lower().rstrip("/")
+    if origin not in request_origins(request, settings):
+        log("auth.cross_site_refused", "info", path=request.path)
+        raise Forbidden(CROSS_SITE)
 
 
 @contextmanager
@@ -481,6 +545,6 @@ def admin_connection(request: Request, settings: Settings) -> Iterator[tuple[Dat
     costs no database connection.
     """
     user = authenticate(request, settings)
-    refuse_cross_site(request, user)
+    refuse_cross_site(request, user, settings)
     with connect(settings) as db:
         yield db, authorize_admin(db, user)

@@ -20,11 +20,18 @@ Handler = Callable[[JobContext, Any], Any]
 
 
 class TaskSpec(NamedTuple):
-    """A task type: its payload model (validated before the handler runs) and its handler."""
+    """A task type: its payload model (validated before the handler runs) and its handler.
+
+    `quick`: its jobs finish in well under a second (no network calls, no large
+    writes). The worker holds the successes of quick jobs to write them together;
+    before any other job it writes what it holds, so a crash during a long job
+    re-runs only that job.
+    """
 
     task_type: str
     payload_model: type[BaseModel]
     handle: Handler
+    quick: bool = False
 
 
 BUILTIN_TASK_MODULES: dict[str, str] = {

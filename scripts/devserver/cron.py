@@ -166,7 +166,7 @@ class ScheduleDefinition:
 
 def read_supabase_schedules(conninfo: str) -> list[ScheduleDefinition]:
     """The pg_cron migration's schedule definitions, from the database they were migrated into."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         rows = conn.execute(
             "select job_name, schedule, command, needs_pg_net, description from job_queue_schedule_definitions()"
         ).fetchall()
@@ -175,7 +175,7 @@ def read_supabase_schedules(conninfo: str) -> list[ScheduleDefinition]:
 
 def run_schedule_command(conninfo: str, command: str) -> list[tuple[Any, ...]]:
     """Run a schedule's SQL as pg_cron does: its own connection, one transaction."""
-    with psycopg.connect(conninfo, autocommit=False) as conn:
+    with psycopg.connect(conninfo, autocommit=False, prepare_threshold=None) as conn:
         cursor = conn.execute(command.encode())  # the command text pg_cron would run, verbatim
         rows = cursor.fetchall() if cursor.description else []
         conn.commit()

@@ -90,7 +90,7 @@ def start_embedded_server(data_dir: Path) -> Any:
 
 def ensure_database(admin_conninfo: str, name: str) -> bool:
     """Create database `name` unless it exists; return whether it was created now."""
-    with psycopg.connect(admin_conninfo, autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
         if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
             return False
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))

@@ -20,13 +20,15 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
+from lib.http import REQUEST_READ_TIMEOUT_SECONDS
 from scripts.devserver.static import static_handler
+from scripts.local_http import LocalHTTPServer
 
 MAX_REQUEST_LINE = 8192
 
@@ -135,6 +137,7 @@ class _NotFound(BaseHTTPRequestHandler):
     """404 in the bundle's error shape, naming the routes that exist."""
 
     server: DevHttpServer
+    timeout = REQUEST_READ_TIMEOUT_SECONDS  # as the api handlers: a half-sent request frees its thread
 
     def _answer(self) -> None:
         known = [r.path for r in self.server.table.routes()]
@@ -186,10 +189,8 @@ def peek_request_target(connection: socket.socket, timeout: float = 10.0) -> str
     return parts[1].decode("latin-1") if len(parts) >= 2 else None
 
 
-class DevHttpServer(ThreadingHTTPServer):
+class DevHttpServer(LocalHTTPServer):
     """One port for every api file; each request is answered by its route's own handler class."""
-
-    daemon_threads = True
 
     def __init__(self, address: tuple[str, int], table: RouteTable) -> None:
         self.table = table

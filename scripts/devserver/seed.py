@@ -39,7 +39,7 @@ def demo_id(kind: str, key: str) -> uuid.UUID:
 
 
 def is_seeded(conninfo: str) -> bool:
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         row = conn.execute(
             "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()"
         ).fetchone()
@@ -65,7 +65,7 @@ def seed_demo_data(conninfo: str, dataset: Dataset) -> SeedSummary:
         if coach_teams:
             members[coach_teams[index % len(coach_teams)]].append(user.syned_user_id)
 
-    with psycopg.connect(conninfo) as conn, conn.transaction():
+    with psycopg.connect(conninfo, prepare_threshold=None) as conn, conn.transaction():
         conn.execute(
             "insert into profiles (id, role, is_approved, first_name, last_name, email)"
             " values (%s, 'admin', true, 'Dev', 'Admin', %s) on conflict (id) do nothing",
@@ -147,7 +147,7 @@ def seed_demo_data(conninfo: str, dataset: Dataset) -> SeedSummary:
 
 def find_admin(conninfo: str) -> tuple[uuid.UUID, str | None] | None:
     """An admin profile to mint a local access token for: the seeded one first."""
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         row = conn.execute(
             "select id, email from profiles where role = 'admin' order by (id = %s) desc, id limit 1", (ADMIN_ID,)
         ).fetchone()

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
+from lib.http import REQUEST_READ_TIMEOUT_SECONDS
+
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".css": "text/css; charset=utf-8",
@@ -49,6 +51,7 @@ class StaticFiles(BaseHTTPRequestHandler):
 
     public_dir: ClassVar[Path]
     protocol_version = "HTTP/1.0"
+    timeout = REQUEST_READ_TIMEOUT_SECONDS  # as the api handlers: a half-sent request frees its thread
 
     def _file(self) -> None:
         path = resolve_public_file(self.public_dir, urlsplit(self.path).path)

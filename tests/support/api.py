@@ -11,9 +11,10 @@ import importlib.util
 import json
 import threading
 from dataclasses import dataclass
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from scripts.local_http import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,10 +45,12 @@ class ApiResponse:
 class ApiServer:
     """One api file served on 127.0.0.1 in a background thread."""
 
-    def __init__(self, relative_path: str) -> None:
+    def __init__(self, relative_path: str, *, read_timeout: float | None = None) -> None:
         self.module = load_api_module(relative_path)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self.module.handler)
-        self.server.daemon_threads = True
+        handler = self.module.handler
+        if read_timeout is not None:
+            handler = type(handler.__name__, (handler,), {"timeout": read_timeout})
+        self.server = LocalHTTPServer(("127.0.0.1", 0), handler)
         self.port = self.server.server_address[1]
         self.route = "/" + relative_path.removesuffix(".py")
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True)
@@ -77,7 +80,7 @@ def request(
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
 ) -> ApiResponse:
-    """A raw HTTP request: headers are sent exactly as given."""
+    """A raw HTTP request: headers are sent exactly as given (a given Host replaces the default one)."""
     if isinstance(body, dict | list):
         data: bytes | None = json.dumps(body).encode()
     elif isinstance(body, str):
@@ -86,7 +89,8 @@ def request(
         data = body
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        skip_host = any(name.lower() == "host" for name in headers or {})
+        conn.putrequest(method, path, skip_host=skip_host, skip_accept_encoding=True)
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
         if data is not None:

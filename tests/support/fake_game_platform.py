@@ -53,9 +53,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from scripts.local_http import LocalHTTPServer
 
 PREFIX = "/integrations/syned/v1"
 DEFAULT_TOKEN = "fake-game-platform-token"
@@ -467,7 +469,7 @@ class FakeGamePlatform:
         self.lock = threading.RLock()
         self.faults: list[Fault] = []
         self.requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LocalHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
 
@@ -809,9 +811,7 @@ def _body_fields(body: Any, *, required: tuple[str, ...]) -> dict[str, Any]:
     return body
 
 
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _QuietServer(LocalHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that hung up first (it timed out) is expected, not worth a traceback."""
         exc = sys.exc_info()[1]

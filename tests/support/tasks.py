@@ -63,12 +63,35 @@ def _sleep(ctx: JobContext, payload: SleepPayload) -> dict[str, float]:
     return {"slept": payload.seconds}
 
 
+class OutputPayload(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str
+
+
+# Outputs jsonb refuses, by name (a JSON payload cannot carry them itself).
+UNSTORABLE_OUTPUTS: dict[str, Any] = {
+    "nan": {"score": float("nan")},
+    "infinity": {"rows": [1, float("inf")]},
+    "nul_in_string": {"name": "a\x00b"},
+    "nul_in_key": {"a\x00b": 1},
+    "set": {"ids": {1, 2}},
+    "lone_surrogate": {"text": "\ud800"},
+}
+
+
+def _output(ctx: JobContext, payload: OutputPayload) -> Any:
+    recorder.record(ctx)
+    return UNSTORABLE_OUTPUTS.get(payload.kind, {"kind": payload.kind})
+
+
 TEST_TASKS = [
-    TaskSpec("test_noop", AnyPayload, _noop),
-    TaskSpec("test_boom", AnyPayload, _boom),
-    TaskSpec("test_permanent", AnyPayload, _permanent),
-    TaskSpec("test_retry_later", AnyPayload, _retry_later),
-    TaskSpec("test_sleep", SleepPayload, _sleep),
+    TaskSpec("test_output", OutputPayload, _output, quick=True),
+    TaskSpec("test_noop", AnyPayload, _noop, quick=True),
+    TaskSpec("test_boom", AnyPayload, _boom, quick=True),
+    TaskSpec("test_permanent", AnyPayload, _permanent, quick=True),
+    TaskSpec("test_retry_later", AnyPayload, _retry_later, quick=True),
+    TaskSpec("test_sleep", SleepPayload, _sleep),  # may be long: successes held before it are written first
+    TaskSpec("test_quick_sleep", SleepPayload, _sleep, quick=True),  # declared quick: its successes are held
 ]
 
 

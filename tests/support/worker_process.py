@@ -7,9 +7,9 @@ Run as: python -m tests.support.worker_process
 from __future__ import annotations
 
 import sys
-from http.server import ThreadingHTTPServer
 
 from lib.jobs.registry import default_registry
+from scripts.local_http import LocalHTTPServer
 from tests.support.api import load_api_module
 from tests.support.tasks import register_test_tasks
 
@@ -17,7 +17,7 @@ from tests.support.tasks import register_test_tasks
 def main() -> None:
     register_test_tasks(default_registry)
     module = load_api_module("api/jobs/run.py")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), module.handler)
+    server = LocalHTTPServer(("127.0.0.1", 0), module.handler)
     print(server.server_address[1], flush=True)
     sys.stdout.flush()
     server.serve_forever(0.05)

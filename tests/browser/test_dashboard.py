@@ -351,6 +351,7 @@ def test_full_sync_runs_the_sync_then_the_sweep_and_watches_them_finish(dev: Dev
     expect(status).to_contain_text("step 1 (sync): succeeded")
     expect(status).to_contain_text("step 2 (sweep): succeeded")
     expect(page.locator("#last-sync")).to_contain_text("completed")
+    expect(page.locator("#last-sync dt", has_text="Competitors")).to_be_visible()  # the run's counts, by group
     types = [
         r[0] for r in _sql(dev, "select task_type from job_queue where status = 'succeeded' order by completed_at")
     ]
@@ -491,6 +492,8 @@ def test_no_serious_or_critical_accessibility_violations(dev: DevServer, page: A
         page.evaluate("window.scrollTo(0, 0)")
         _refresh(page)
         expect(page.locator("#updated-at")).to_contain_text("Updated")
+        page.evaluate("document.getElementById('toast').classList.remove('shown')")
+        expect(page.locator("#toast")).to_have_css("opacity", "0")
         page.screenshot(path=str(ROOT / shot), full_page=True)
 
 

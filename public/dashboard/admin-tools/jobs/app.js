@@ -246,7 +246,20 @@ function renderLastSync(run) {
     return;
   }
   const fact = (label, value) => [h("dt", {}, label), h("dd", {}, value)];
-  const counts = Object.entries(run.counts || {}).filter(([, v]) => typeof v !== "object");
+  // counts: {"competitors": {"synced": 3, …}, "teams": {…}} (or flat numbers): one line per group, zeros left out.
+  const line = (values) =>
+    Object.entries(values)
+      .filter(([, v]) => typeof v === "number" && v !== 0)
+      .map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`)
+      .join(" · ");
+  const groups = Object.entries(run.counts || {});
+  const flat = line(Object.fromEntries(groups.filter(([, v]) => typeof v === "number")));
+  const counts = [
+    flat ? fact("Counts", flat) : null,
+    ...groups
+      .filter(([, v]) => v && typeof v === "object")
+      .map(([group, values]) => fact(group[0].toUpperCase() + group.slice(1), line(values) || "—")),
+  ];
   replace(
     $("last-sync"),
     h(
@@ -257,7 +270,7 @@ function renderLastSync(run) {
       fact("Started", time(run.startedAt)),
       fact("Finished", run.finishedAt ? time(run.finishedAt) : "still running"),
       fact("Invocations", String(run.invocations ?? "—")),
-      counts.length ? fact("Counts", counts.map(([k, v]) => `${k} ${v}`).join(" · ")) : null,
+      counts,
       run.error ? fact("Error", h("span", { class: "error-text" }, run.error)) : null,
     ),
   );
@@ -429,6 +442,7 @@ async function watchJob(jobId, label) {
       const counts = job.output
         ? Object.entries(job.output)
             .filter(([k, v]) => typeof v === "number" && !["invocations", "runId"].includes(k) && !k.endsWith("Omitted"))
+            .filter(([k, v]) => v !== 0 || k === "failed")
             .slice(0, 6)
             .map(([k, v]) => `${k} ${v}`)
             .join(", ")

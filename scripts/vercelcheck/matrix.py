@@ -70,6 +70,50 @@ def cases(entrypoint: str, admin: Callable[[], dict[str, str]]) -> list[Case]:
                 compare=True,
             ),
             Case("bad body", "POST", "", {**admin(), **json_type}, as_json({"action": "retry", "jobId": "42"}), 400),
+            Case(
+                "admin deletes an unknown job",
+                "POST",
+                "",
+                {**admin(), **json_type},
+                as_json({"action": "delete", "jobId": unknown_job}),
+                404,
+                compare=True,
+            ),
+            Case("wrong method", "GET", "", admin(), None, 405, compare=True),
+        ],
+        "api/admin/config.py": [
+            Case("public", "GET", "", {}, None, 200, compare=True),
+            Case("unknown parameter", "GET", "x=1", {}, None, 400, compare=True),
+            Case("wrong method", "POST", "", json_type, as_json({}), 405, compare=True),
+        ],
+        "api/admin/jobs/create.py": [
+            Case(
+                "no credentials", "POST", "", json_type, as_json({"taskType": "game_platform_sync"}), 401, compare=True
+            ),
+            Case("admin lists task types", "GET", "", admin(), None, 200, compare=True),
+            Case(
+                "admin creates",
+                "POST",
+                "",
+                {**admin(), **json_type},
+                as_json({"taskType": "game_platform_sync", "payload": {"dryRun": True}}),
+                200,
+            ),
+            Case(
+                "unknown task type",
+                "POST",
+                "",
+                {**admin(), **json_type},
+                as_json({"taskType": "nope"}),
+                400,
+                compare=True,
+            ),
+            Case("wrong method", "PUT", "", admin(), None, 405, compare=True),
+        ],
+        "api/admin/jobs/run-worker.py": [
+            Case("no credentials", "POST", "", {}, None, 401, compare=True),
+            Case("admin runs the worker", "POST", "", {**admin(), **json_type}, as_json({"limit": 1}), 200),
+            Case("bad body", "POST", "", {**admin(), **json_type}, as_json({"limit": 0}), 400, compare=True),
             Case("wrong method", "GET", "", admin(), None, 405, compare=True),
         ],
         "api/admin/jobs/trigger-sync.py": [

@@ -3,7 +3,7 @@
     python scripts/dev.py              # serve on http://127.0.0.1:3000 until Ctrl-C
     python scripts/dev.py --port 8080
     python scripts/dev.py --once       # enqueue a sync and a sweep, drain them, print a summary, exit
-    python scripts/dev.py --no-schedules   # serve, but run no cron schedule
+    python scripts/dev.py --no-schedules   # serve, but run no schedule and send no kick
 
 - Database: `DATABASE_URL` when set (migrated, never seeded); otherwise an
   embedded PostgreSQL whose data lives in `./.dev/` and survives restarts.
@@ -14,8 +14,9 @@
   it is created.
 - Serves every file under `api/` at its Vercel route through its own `handler`
   class; runs the crons of `vercel.json` (GET, `Authorization: Bearer
-  $CRON_SECRET`, user agent `vercel-cron/1.0`) and the Supabase schedules of the
-  pg_cron migration, on their schedules (UTC).
+  $CRON_SECRET`, user agent `vercel-cron/1.0`) on their schedules (UTC); each
+  worker call enqueues what the queue's own schedules (job_queue_schedules) have
+  due. Sets JOB_QUEUE_WORKER_URL to its own worker, so triggers kick it.
 - Prints the URLs, the generated local secrets, an admin access token for the
   local `SUPABASE_JWT_SECRET`, and curl commands for each endpoint.
 - SIGINT / SIGTERM: stops the HTTP server, the schedules, the sandbox and the
@@ -51,9 +52,8 @@ from scripts.devserver.banner import AdminToken, render_banner
 from scripts.devserver.cron import (
     CronEntry,
     CronScheduler,
-    ScheduleDefinition,
+    read_queue_schedules,
     read_supabase_schedules,
-    run_schedule_command,
     supabase_schedule_entries,
     vercel_cron_entries,
 )
@@ -140,12 +140,11 @@ class OnceContext:
     runner_secret: str
     admin_token: str | None
     conninfo: str
-    schedules: list[ScheduleDefinition]
 
 
 def enqueue_once(ctx: OnceContext) -> list[str]:
     """Enqueue a sync and a sweep: through the admin endpoints when we hold an admin token,
-    else with the pg_cron migration's own commands. Returns the job ids."""
+    else with the queue's own call and the payloads those endpoints would store. Returns the job ids."""
     job_ids = []
     for task_type, path, body in ONCE_TASKS:
         if ctx.admin_token:
@@ -156,12 +155,22 @@ def enqueue_once(ctx: OnceContext) -> list[str]:
                 raise RuntimeError(f"POST {path} answered {status}: {answer}")
             job_id, how = answer["jobId"], f"POST {path}"
         else:
-            definition = next(d for d in ctx.schedules if task_type in d.command)
-            rows = run_schedule_command(ctx.conninfo, definition.command)
-            job_id, how = str(rows[0][0]), f"pg_cron command of {definition.job_name}"
+            job_id, how = _enqueue_directly(ctx.conninfo, task_type, body), "lib.queue, no admin token"
         say(f"enqueued {task_type} {job_id} ({how})")
         job_ids.append(job_id)
     return job_ids
+
+
+def _enqueue_directly(conninfo: str, task_type: str, body: dict[str, Any]) -> str:
+    from lib.db import connect
+    from lib.jobs.registry import default_registry, stored_payload
+    from lib.queue import Queue
+    from lib.settings import load_settings
+
+    spec = default_registry.get(task_type)
+    assert spec is not None, task_type
+    with connect(load_settings({"DATABASE_URL": conninfo})) as db:
+        return str(Queue(db).enqueue_unique(task_type, stored_payload(spec, body)).job_id)
 
 
 def drain_once(ctx: OnceContext, stop: StopSignal, max_calls: int = 50) -> list[dict[str, Any]] | None:
@@ -329,7 +338,6 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
             runner_secret=secrets["JOB_QUEUE_RUNNER_SECRET"].value,
             admin_token=admin.token if admin else None,
             conninfo=db.conninfo,
-            schedules=schedules,
         )
         say(f"dev server on {base_url} ({db.description}; {game_platform})")
         say(f"demo data: {seed_note}")
@@ -339,9 +347,15 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
             return EXIT_JOB_FAILED
         return summarize_once(results, db.conninfo)
 
+    worker_url: str | None = None
     if args.no_schedules:
-        say("schedules: not run (--no-schedules); the worker runs only when called")
+        say("schedules and kicks: off (--no-schedules); the worker runs only when called")
     else:
+        # Kicks: a trigger, retry or CLI enqueue starts this server's worker at once.
+        # (Not in --once, which drains by calling the worker itself and counts what it ran.)
+        worker_url = f"{base_url}/api/jobs/run"
+        configure_environment({"JOB_QUEUE_WORKER_URL": worker_url})
+
         scheduler = CronScheduler(crons, report=say)
         scheduler.start()
         stack.callback(_stopping("schedules", scheduler.stop))
@@ -364,6 +378,8 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
             admin_note=admin_note,
             crons=crons,
             skipped_schedules=skipped,
+            queue_schedules=read_queue_schedules(db.conninfo),
+            worker_url=worker_url,
         )
     )
     say(f"ready: {base_url}")
@@ -389,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-schedules",
         action="store_true",
-        help="run no cron schedule (the browser tests: the worker runs only when a test calls it)",
+        help="run no schedule and send no kick (the browser tests: the worker runs only when a test calls it)",
     )
     parser.add_argument(
         "--data-dir",

@@ -254,6 +254,30 @@ def test_a_created_job_runs_through_the_worker(create_api, run_worker_api, sql):
     assert _job(sql, job_id)["status"] == "succeeded"
 
 
+def test_a_created_job_due_now_kicks_the_worker(create_api, admin_env, serve, sql):
+    worker = serve("api/jobs/run.py")
+    admin_env(JOB_QUEUE_WORKER_URL=f"http://127.0.0.1:{worker.port}/api/jobs/run")
+    job_id = create_api.request("POST", body={"taskType": "test_noop"}, headers=admin_headers()).json["jobId"]
+    for _ in range(300):  # until the kicked worker has run it (no cron, no other worker call here)
+        if _job(sql, job_id)["status"] == "succeeded":
+            break
+        threading.Event().wait(0.05)
+    assert _job(sql, job_id)["status"] == "succeeded"
+    sources = [r["trigger_source"] for r in sql.execute("select trigger_source from job_queue_runs").fetchall()]
+    assert sources
+    assert set(sources) == {"kick"}
+
+
+def test_a_job_created_for_later_sends_no_kick(create_api, admin_env, serve, sql, capsys):
+    worker = serve("api/jobs/run.py")
+    admin_env(JOB_QUEUE_WORKER_URL=f"http://127.0.0.1:{worker.port}/api/jobs/run")
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    capsys.readouterr()
+    create_api.request("POST", body={"taskType": "test_noop", "runAt": later}, headers=admin_headers())
+    assert not [r for r in _log_lines(capsys.readouterr().out) if r["event"].startswith("kick.")]
+    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0
+
+
 # -- delete ----------------------------------------------------------------------------
 
 

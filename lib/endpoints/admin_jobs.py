@@ -7,22 +7,24 @@
   JSON schema and default payload, for the page's task type picker.
 - `POST /api/admin/jobs/create` `{"taskType", "payload"?, "runAt"?, "maxAttempts"?}`:
   the payload is validated by the task type's payload model and stored with every
-  default filled in, as the trigger endpoints store theirs.
+  default filled in, as the trigger endpoints store theirs; a job due now kicks
+  the worker (`lib.kick`), as the triggers do.
 """
 
 from __future__ import annotations
 
-import json
 import time
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from lib.auth.admin import admin_connection
 from lib.endpoints.worker import RunParams
 from lib.errors import InvalidRequest
 from lib.http import Request, Response, json_response
-from lib.jobs.registry import TaskRegistry, TaskSpec, default_registry
+from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, default_registry, stored_payload
+from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import DEFAULT_MAX_ATTEMPTS, Queue
 from lib.settings import Settings, get_settings
@@ -83,49 +85,24 @@ class TaskTypesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _payload_problems(task_type: str, problems: list[tuple[str, str, str]]) -> InvalidRequest:
-    return InvalidRequest(
-        f"The payload is not valid for {task_type}.",
-        details=[
-            {"field": f"payload.{field}" if field else "payload", "message": message, "type": kind}
-            for field, message, kind in problems
-        ],
-    )
-
-
-def stored_payload(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
-    """The payload as stored: validated as the trigger endpoints validate (strict JSON), every
-    default filled in, camelCase keys — the form the triggers store, so equal jobs dedupe.
-
-    A model may name its public form (`to_payload`), leaving out what only its
-    handler writes (a continuation's cursor); such a field in `raw` is refused.
-    Refusals are 400s listing each bad field as `payload.<field>`.
-    """
+def stored_payload_or_400(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    """The payload as stored (`lib.jobs.registry.stored_payload`: validated, every default filled
+    in, camelCase keys — what the triggers and schedules store, so equal jobs dedupe), or a 400
+    listing each bad field as `payload.<field>`."""
     try:
-        model = spec.payload_model.model_validate_json(json.dumps(raw), strict=True)
-    except ValidationError as exc:
-        raise _payload_problems(
-            spec.task_type,
-            [
-                (".".join(str(p) for p in e["loc"]), e["msg"], e["type"])
-                for e in exc.errors(include_url=False, include_input=False)
-            ],
+        return stored_payload(spec, raw)
+    except PayloadRejected as exc:
+        raise InvalidRequest(
+            f"The payload is not valid for {spec.task_type}.",
+            details=[{**p, "field": f"payload.{p['field']}"} for p in exc.problems],
         ) from None
-    to_payload = getattr(model, "to_payload", None)
-    payload: dict[str, Any] = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
-    internal = sorted(set(raw) - set(payload))
-    if internal:
-        raise _payload_problems(
-            spec.task_type, [(name, "written by the job's handler only", "internal") for name in internal]
-        )
-    return payload
 
 
 def default_payload(spec: TaskSpec) -> dict[str, Any] | None:
     """The stored form of an empty payload, or None when the model has required fields."""
     try:
         return stored_payload(spec, {})
-    except InvalidRequest:
+    except PayloadRejected:
         return None
 
 
@@ -168,8 +145,10 @@ def create_job(request: Request, registry: TaskRegistry = default_registry) -> R
     with admin_connection(request, settings) as (db, admin):
         body = request.input(CreateBody)
         spec = _spec(registry, body.task_type)
-        payload = stored_payload(spec, body.payload)
+        payload = stored_payload_or_400(spec, body.payload)
         job_id = Queue(db).enqueue(spec.task_type, payload, run_at=body.run_at, max_attempts=body.max_attempts)
+    if body.run_at is None or body.run_at <= datetime.now(UTC):
+        kick_worker(settings)  # committed and due: start the worker now rather than at the next cron tick
     log(
         "admin.job_created",
         task_type=spec.task_type,

@@ -451,6 +451,7 @@ def test_schedules_are_listed_and_switched_or_said_to_be_unavailable(dev: DevSer
     enabled = schedules[0]["enabled"]
     first, then = ("Disable", "Enable") if enabled else ("Enable", "Disable")
     panel.get_by_role("button", name=f"{first} schedule {name}").click()
+    expect(page.locator("#toast")).to_contain_text(f"Schedule {name} {first.lower()}d")
     expect(panel.get_by_role("button", name=f"{then} schedule {name}")).to_be_visible()
     assert dev.api("GET", "/api/admin/job-queue/schedules")["schedules"][0]["enabled"] is (not enabled)
     panel.get_by_role("button", name=f"{then} schedule {name}").click()
@@ -458,13 +459,14 @@ def test_schedules_are_listed_and_switched_or_said_to_be_unavailable(dev: DevSer
 
     panel.get_by_label(f"Cron for {name}", exact=True).fill("7 4 * * *")
     panel.get_by_role("button", name=f"Save cron for {name}").click()
-    expect(page.locator("#toast")).to_contain_text(f"Schedule {name} saved")
+    expect(page.locator("#toast")).to_contain_text(f"Schedule {name}: cron set to 7 4 * * *")
     expect(panel.get_by_label(f"Cron for {name}", exact=True)).to_have_value("7 4 * * *")
     saved = next(s for s in dev.api("GET", "/api/admin/job-queue/schedules")["schedules"] if s["name"] == name)
     assert saved["cron"] == "7 4 * * *"
     panel.get_by_label(f"Cron for {name}", exact=True).fill("not a cron")
     panel.get_by_role("button", name=f"Save cron for {name}").click()
     expect(page.locator("#toast")).to_contain_text("invalid")
+    panel.get_by_label(f"Cron for {name}", exact=True).fill("7 4 * * *")  # back to the saved value
 
 
 def _axe(page: Any) -> list[dict[str, Any]]:

@@ -628,7 +628,7 @@ function schedulesTable(schedules, editable) {
             ? h(
                 "form",
                 {
-                  class: "inline-form",
+                  class: "inline-form cron-form",
                   onsubmit: (e) => {
                     e.preventDefault();
                     const input = e.target.elements.cron;
@@ -636,7 +636,7 @@ function schedulesTable(schedules, editable) {
                   },
                 },
                 h("label", { for: cronId, class: "visually-hidden" }, `Cron for ${s.name}`),
-                h("input", { id: cronId, name: "cron", value: s.cron, class: "mono", size: 14, required: true }),
+                h("input", { id: cronId, name: "cron", value: s.cron, class: "mono cron-input", required: true }),
                 h("button", { type: "submit", class: "btn btn-small", "aria-label": `Save cron for ${s.name}` }, "Save"),
               )
             : h("code", {}, s.cron);
@@ -676,7 +676,11 @@ function schedulesTable(schedules, editable) {
 async function saveSchedule(change, input) {
   try {
     await api("/api/admin/job-queue/schedules", { method: "POST", body: change });
-    toast(`Schedule ${change.name} saved.`);
+    toast(
+      change.cron !== undefined
+        ? `Schedule ${change.name}: cron set to ${change.cron}.`
+        : `Schedule ${change.name} ${change.enabled ? "enabled" : "disabled"}.`,
+    );
     if (input) input.defaultValue = input.value; // saved: no longer an unsaved edit
   } catch (error) {
     const detail = error.body?.details?.[0]?.message;

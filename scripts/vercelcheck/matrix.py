@@ -81,6 +81,21 @@ def cases(entrypoint: str, admin: Callable[[], dict[str, str]]) -> list[Case]:
             ),
             Case("wrong method", "GET", "", admin(), None, 405, compare=True),
         ],
+        "api/admin/job-queue/schedules.py": [
+            Case("no credentials", "GET", "", {}, None, 401, compare=True),
+            Case("admin lists schedules", "GET", "", admin(), None, 200),
+            Case(
+                "admin, unknown schedule",
+                "POST",
+                "",
+                {**admin(), **json_type},
+                as_json({"name": "no-such-schedule", "enabled": False}),
+                404,
+                compare=True,
+            ),
+            Case("bad body", "POST", "", {**admin(), **json_type}, as_json({"name": "Not A Name!"}), 400, compare=True),
+            Case("wrong method", "PUT", "", admin(), None, 405, compare=True),
+        ],
         "api/admin/config.py": [
             Case("public", "GET", "", {}, None, 200, compare=True),
             Case("unknown parameter", "GET", "x=1", {}, None, 400, compare=True),

@@ -7,6 +7,8 @@ peeks at the request line (without consuming it) to find the route, then lets
 that route's class read and answer the request from the socket. Routes are
 discovered from the folder, so a new endpoint file needs no registration; a
 request for an unknown path rescans the folder once before answering 404.
+Paths outside `/api/` are the static files under `public/` (`static.py`), as
+Vercel serves them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lib.http import REQUEST_READ_TIMEOUT_SECONDS
+from scripts.devserver.static import static_handler
 from scripts.local_http import LocalHTTPServer
 
 MAX_REQUEST_LINE = 8192
@@ -191,10 +194,16 @@ class DevHttpServer(LocalHTTPServer):
 
     def __init__(self, address: tuple[str, int], table: RouteTable) -> None:
         self.table = table
+        self.static = static_handler(table.root / "public")
         super().__init__(address, _NotFound)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         target = peek_request_target(request)
-        route = self.table.find(urlsplit(target).path) if target else None
-        handler = _one_request_per_connection(route.handler) if route else _NotFound
+        path = urlsplit(target).path if target else None
+        handler: type[BaseHTTPRequestHandler]
+        if path is not None and path != "/api" and not path.startswith("/api/"):
+            handler = self.static
+        else:
+            route = self.table.find(path) if path else None
+            handler = _one_request_per_connection(route.handler) if route else _NotFound
         handler(request, client_address, self)

@@ -9,7 +9,9 @@ Public API (kept stable for the CLI):
     report.to_json()                        # the endpoint's body (camelCase keys)
 
 The numbers come from `job_queue_health_snapshot` (counted in SQL through
-indexes); this module only judges them. The queue is unhealthy when:
+indexes) and the dashboard's bounded lists from `job_queue_health_details`
+(stuck and overdue jobs, schedules, the last Game Platform sync run), both in
+one statement; this module only judges them. The queue is unhealthy when:
 - a due pending job has waited longer than `JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS`
   (default 600): work is piling up, whatever the cause (paused, worker failing);
 - a job sits in `processing` past its lease: its worker died and no worker has
@@ -25,10 +27,11 @@ from datetime import datetime
 from typing import Any
 
 from lib.db import Database
-from lib.queue import JOB_STATUSES, HealthSnapshot, Queue
+from lib.queue import JOB_STATUSES, NO_HEALTH_DETAILS, HealthDetails, HealthSnapshot, Queue
 from lib.settings import Settings
 
 RECENT_ITEMS = 10
+LIST_LIMIT = 25  # stuck, overdue and schedules: enough to act on, small enough to poll
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class HealthReport:
     snapshot: HealthSnapshot
     max_wait_seconds: float
     problems: list[str]
+    details: HealthDetails = NO_HEALTH_DETAILS
 
     @property
     def healthy(self) -> bool:
@@ -64,6 +68,10 @@ class HealthReport:
             "recentJobs": [_camel_keys(job) for job in s.recent_jobs],
             "maxWaitSeconds": self.max_wait_seconds,
             "checkedAt": _iso(s.checked_at),
+            "stuck": list(self.details.stuck),
+            "overdue": list(self.details.overdue),
+            "schedules": list(self.details.schedules),
+            "lastSyncRun": self.details.last_sync_run,
         }
 
 
@@ -126,7 +134,12 @@ def assess(snapshot: HealthSnapshot, max_wait_seconds: float) -> list[str]:
 
 
 def health_report(db: Database, settings: Settings) -> HealthReport:
-    """Read the queue's state (one round trip) and judge it against the configured threshold."""
-    snapshot = Queue(db).health_snapshot(RECENT_ITEMS)
+    """Read the queue's state (one round trip) and judge it against the configured threshold.
+
+    A job counts as overdue once it has been due for longer than that same threshold.
+    """
     max_wait = settings.health_max_wait_seconds
-    return HealthReport(snapshot=snapshot, max_wait_seconds=max_wait, problems=assess(snapshot, max_wait))
+    snapshot, details = Queue(db).health(RECENT_ITEMS, max_wait, LIST_LIMIT)
+    return HealthReport(
+        snapshot=snapshot, max_wait_seconds=max_wait, problems=assess(snapshot, max_wait), details=details
+    )

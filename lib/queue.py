@@ -91,6 +91,15 @@ class Transition(NamedTuple):
     duplicate_of: UUID | None = None
 
 
+class Deletion(NamedTuple):
+    """The answer to delete: `deleted` is false when the job is processing (then `status` says so)."""
+
+    id: UUID
+    task_type: str
+    status: str
+    deleted: bool
+
+
 class QueueSettings(NamedTuple):
     processing_enabled: bool
     paused_reason: str | None
@@ -312,6 +321,11 @@ class Queue:
         )
         return Transition(**row) if row else None
 
+    def delete(self, job_id: UUID) -> Deletion | None:
+        """Delete a job unless it is processing; None when no job has this id."""
+        row = self.db.fetchone("select id, task_type, status, deleted from job_queue_delete(%s)", (job_id,))
+        return Deletion(**row) if row else None
+
     def settings(self) -> QueueSettings:
         row = self.db.fetchone("select processing_enabled, paused_reason, updated_at from job_queue_settings")
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
@@ -448,6 +462,25 @@ class Queue:
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
         return HealthSnapshot(**row)
 
+    def health(
+        self, recent: int, overdue_after_seconds: float, list_limit: int
+    ) -> tuple[HealthSnapshot, HealthDetails]:
+        """The snapshot and the dashboard's bounded lists (`job_queue_health_details`), in one round trip."""
+        row = self.db.fetchone(
+            "select h.*, d.stuck as details_stuck, d.overdue as details_overdue, d.schedules as details_schedules,"
+            " d.last_sync_run as details_last_sync_run"
+            " from job_queue_health_snapshot(%s) h cross join job_queue_health_details(%s, %s) d",
+            (recent, overdue_after_seconds, list_limit),
+        )
+        assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
+        details = HealthDetails(
+            stuck=row.pop("details_stuck"),
+            overdue=row.pop("details_overdue"),
+            schedules=row.pop("details_schedules"),
+            last_sync_run=row.pop("details_last_sync_run"),
+        )
+        return HealthSnapshot(**row), details
+
 
 _SCHEDULE_COLUMNS: Final = (
     "name, task_type, payload, cron, enabled, next_run_at, last_enqueued_at, last_job_id, created_at, updated_at"
@@ -550,3 +583,15 @@ class HealthSnapshot(NamedTuple):
     last_run_age_seconds: float | None
     recent_runs: list[dict[str, Any]]
     recent_jobs: list[dict[str, Any]]
+
+
+class HealthDetails(NamedTuple):
+    """The dashboard's bounded lists, already in the response's camelCase shape."""
+
+    stuck: list[dict[str, Any]]
+    overdue: list[dict[str, Any]]
+    schedules: list[dict[str, Any]]
+    last_sync_run: dict[str, Any] | None
+
+
+NO_HEALTH_DETAILS = HealthDetails(stuck=[], overdue=[], schedules=[], last_sync_run=None)

@@ -3,6 +3,7 @@
     make dev                           # (or python scripts/dev.py) http://127.0.0.1:3000 until Ctrl-C
     python scripts/dev.py --port 8080
     python scripts/dev.py --once       # (make dev ARGS=--once) enqueue a sync and a sweep, drain, summarize, exit
+    python scripts/dev.py --no-schedules   # serve, but run no schedule and send no kick
 
 - Database: `DATABASE_URL` when set (migrated, never seeded); otherwise an
   embedded PostgreSQL whose data lives in `./.dev/` and survives restarts.
@@ -340,14 +341,18 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
             return EXIT_JOB_FAILED
         return summarize_once(results, db.conninfo)
 
-    # Kicks: a trigger, retry or CLI enqueue starts this server's worker at once.
-    # (Not in --once, which drains by calling the worker itself and counts what it ran.)
-    worker_url = f"{base_url}/api/jobs/run"
-    configure_environment({"JOB_QUEUE_WORKER_URL": worker_url})
+    worker_url: str | None = None
+    if args.no_schedules:
+        say("schedules and kicks: off (--no-schedules); the worker runs only when called")
+    else:
+        # Kicks: a trigger, retry or CLI enqueue starts this server's worker at once.
+        # (Not in --once, which drains by calling the worker itself and counts what it ran.)
+        worker_url = f"{base_url}/api/jobs/run"
+        configure_environment({"JOB_QUEUE_WORKER_URL": worker_url})
 
-    scheduler = CronScheduler(crons, report=say)
-    scheduler.start()
-    stack.callback(_stopping("schedules", scheduler.stop))
+        scheduler = CronScheduler(crons, report=say)
+        scheduler.start()
+        stack.callback(_stopping("schedules", scheduler.stop))
     if sandbox is not None:
         sandbox.simulate_activity()
 
@@ -416,6 +421,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--once", action="store_true", help="enqueue a sync and a sweep, drain the queue, exit")
+    parser.add_argument(
+        "--no-schedules",
+        action="store_true",
+        help="run no schedule and send no kick (the browser tests: the worker runs only when a test calls it)",
+    )
     parser.add_argument(
         "--data-dir",
         type=Path,

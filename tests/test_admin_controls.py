@@ -574,7 +574,7 @@ def test_concurrent_retries_of_equal_jobs_revive_exactly_one(actions_api, sql):
 @pytest.mark.parametrize(
     "body",
     [
-        pytest.param({"action": "delete", "jobId": "00000000-0000-4000-8000-000000000001"}, id="unknown-action"),
+        pytest.param({"action": "purge", "jobId": "00000000-0000-4000-8000-000000000001"}, id="unknown-action"),
         pytest.param({"action": "RETRY", "jobId": "00000000-0000-4000-8000-000000000001"}, id="wrong-case"),
         pytest.param({"action": "retry"}, id="missing-jobId"),
         pytest.param({"jobId": "00000000-0000-4000-8000-000000000001"}, id="missing-action"),

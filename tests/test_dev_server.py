@@ -263,7 +263,9 @@ def test_dev_server_serves_every_api_file_with_its_auth_and_stops_cleanly_on_sig
     assert request(port, "POST", "/api/jobs/run", body={"limit": 1}, headers=runner_headers()).status == 200
 
     # Every admin route: 401 without or with a forged session, 403 for a non-admin, served for the admin.
-    for route in (r for r in routes if r.startswith("/api/admin/")):
+    # The one exception is the dashboard's public sign-in config (Supabase URL and anon key).
+    assert request(port, "GET", "/api/admin/config").status == 200
+    for route in (r for r in routes if r.startswith("/api/admin/") and r != "/api/admin/config"):
         method = "GET" if route.endswith(("/health", "/jobs")) else "POST"
         body = {} if method == "POST" else None
         assert request(port, method, route, body=body).status == 401, route

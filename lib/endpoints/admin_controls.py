@@ -1,11 +1,11 @@
-"""The dashboard's queue controls: the pause switch, the job list and detail, retry and cancel.
+"""The dashboard's queue controls: the pause switch, the job list and detail, retry, cancel and delete.
 
 - `POST /api/admin/job-queue/toggle` `{"enabled", "reason"?}`
 - `GET  /api/admin/job-queue/jobs` `?status&taskType&limit&cursor` or `?id=<uuid>`
-- `POST /api/admin/job-queue/actions` `{"action": "retry"|"cancel", "jobId"}`
+- `POST /api/admin/job-queue/actions` `{"action": "retry"|"cancel"|"delete", "jobId"}`
 
-Each transition is one SQL function of the core migration (`job_queue_set_processing`,
-`job_queue_retry`, `job_queue_cancel`), which locks the row and decides; this
+Each transition is one SQL function (`job_queue_set_processing`, `job_queue_retry`,
+`job_queue_cancel`, `job_queue_delete`), which locks the row and decides; this
 module only maps its answer to HTTP: no job → 404, impossible → 409 with the
 job's current status.
 """
@@ -20,12 +20,12 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lib.auth.admin import admin_connection
+from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
 from lib.kick import kick_worker
 from lib.observability import log
-from lib.queue import JobCursor, JobDetail, JobSummary, Queue, Transition
+from lib.queue import Deletion, JobCursor, JobDetail, JobSummary, Queue, Transition
 from lib.settings import get_settings
 
 JobStatus = Literal["pending", "processing", "succeeded", "failed", "cancelled"]
@@ -224,13 +224,13 @@ def list_jobs(request: Request) -> Response:
     )
 
 
-# -- retry and cancel ----------------------------------------------------------------
+# -- retry, cancel and delete ----------------------------------------------------------
 
 
 class ActionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    action: Literal["retry", "cancel"]
+    action: Literal["retry", "cancel", "delete"]
     job_id: UUID = Field(alias="jobId")
 
 
@@ -242,7 +242,7 @@ class ActionResult(BaseModel):
     success: Literal[True]
     action: str = Field(description="the action of the request")
     job_id: UUID = Field(alias="jobId")
-    status: JobStatus
+    status: str = Field(description="the job's status now: pending, cancelled, or deleted")
     previous_status: JobStatus | None = Field(alias="previousStatus")
 
 
@@ -264,12 +264,43 @@ def _refusal(action: str, transition: Transition) -> Conflict:
     return Conflict(f"Job {job_id} is {transition.status}; only {allowed}.", jobId=job_id, status=transition.status)
 
 
+def _delete(body: ActionBody, deletion: Deletion | None, admin: AdminSession) -> Response:
+    if deletion is None:
+        raise NotFound(f"No job has id {body.job_id}.")
+    job_id = str(deletion.id)
+    log(
+        "admin.job_deleted" if deletion.deleted else "admin.job_delete_refused",
+        job_id=job_id,
+        task_type=deletion.task_type,
+        status=deletion.status,
+        user_id=str(admin.user_id),
+    )
+    if not deletion.deleted:
+        raise Conflict(
+            f"Job {job_id} is {deletion.status}; a processing job cannot be deleted (cancel it first, "
+            "or wait for it to finish).",
+            jobId=job_id,
+            status=deletion.status,
+        )
+    return model_response(
+        ActionResult,
+        {"success": True, "action": "delete", "jobId": job_id, "status": "deleted", "previousStatus": deletion.status},
+    )
+
+
 def job_action(request: Request) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
         body = request.input(ActionBody)
         queue = Queue(db)
-        transition = queue.retry(body.job_id) if body.action == "retry" else queue.cancel(body.job_id)
+        deletion: Deletion | None = None
+        transition: Transition | None = None
+        if body.action == "delete":
+            deletion = queue.delete(body.job_id)
+        else:
+            transition = queue.retry(body.job_id) if body.action == "retry" else queue.cancel(body.job_id)
+    if body.action == "delete":
+        return _delete(body, deletion, admin)
     if transition is None:
         raise NotFound(f"No job has id {body.job_id}.")
     log(

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lib.endpoints.admin_config import ConfigQuery, PublicConfig
 from lib.endpoints.admin_controls import (
     ActionBody,
     ActionResult,
@@ -26,6 +27,7 @@ from lib.endpoints.admin_controls import (
     ToggleBody,
 )
 from lib.endpoints.admin_health import HealthParams, HealthResponse
+from lib.endpoints.admin_jobs import CreateBody, CreatedJob, TaskTypeList, TaskTypesQuery
 from lib.endpoints.admin_schedules import ListQuery, SaveBody, SavedSchedule, ScheduleList
 from lib.endpoints.admin_triggers import TriggerResponse
 from lib.endpoints.worker import PausedReport, RunParams, RunReport
@@ -163,6 +165,52 @@ def _trigger(task: str, model: type[BaseModel]) -> Operation:
 
 
 ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint(
+        "/api/admin/config",
+        "api/admin/config.py",
+        (
+            Operation(
+                "GET",
+                "The page's public Supabase settings (read before sign-in)",
+                (),
+                {200: Answer("The Supabase URL and anon key, or null.", (PublicConfig,)), 400: BAD_INPUT},
+                query=ConfigQuery,
+            ),
+        ),
+    ),
+    Endpoint(
+        "/api/admin/jobs/create",
+        "api/admin/jobs/create.py",
+        (
+            Operation(
+                "GET",
+                "The task types a job can be created for, with their payload schemas",
+                ADMIN,
+                _admin_errors(s200=Answer("Every registered task type.", (TaskTypeList,))),
+                query=TaskTypesQuery,
+            ),
+            Operation(
+                "POST",
+                "Create a job of a registered task type",
+                ADMIN,
+                _admin_errors(s200=Answer("The new job's id.", (CreatedJob,))),
+                body=CreateBody,
+            ),
+        ),
+    ),
+    Endpoint(
+        "/api/admin/jobs/run-worker",
+        "api/admin/jobs/run-worker.py",
+        (
+            Operation(
+                "POST",
+                "Run the worker once (trigger source admin_manual)",
+                ADMIN,
+                _admin_errors(s200=Answer("The invocation's report, or `paused`.", (RunReport, PausedReport))),
+                body=RunParams,
+            ),
+        ),
+    ),
     Endpoint(
         "/api/jobs/run",
         "api/jobs/run.py",

@@ -18,6 +18,8 @@ EXAMPLE_BODIES: dict[str, dict[str, object]] = {
     "/api/admin/jobs/trigger-totals-sweep": {"dryRun": False, "batchSize": 100},
     "/api/admin/job-queue/toggle": {"enabled": False, "reason": "maintenance"},
     "/api/admin/job-queue/actions": {"action": "retry", "jobId": "<job id>"},
+    "/api/admin/jobs/run-worker": {"limit": 5},
+    "/api/admin/jobs/create": {"taskType": "game_platform_sync", "payload": {"dryRun": True}},
 }
 # Requests that change a state the other examples depend on, and the request that undoes each:
 # pasting every example in order must not leave the queue paused.
@@ -27,6 +29,17 @@ UNDO_BODIES: dict[str, dict[str, object]] = {
 EXAMPLE_QUERIES: dict[str, str] = {
     "/api/admin/job-queue/jobs": "?status=failed",
 }
+
+
+DASHBOARD_PATH = "/dashboard/admin-tools/jobs"
+
+
+def dashboard_url(base_url: str, token: str) -> str:
+    """The admin page's URL, signed in: the page keeps the token of `#token=` in sessionStorage.
+
+    After `#`, so the token never reaches a server log or a Referer header.
+    """
+    return f"{base_url}{DASHBOARD_PATH}#token={token}"
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,11 @@ def render_banner(
         add("  migrations    up to date")
     add(f"  game platform {game_platform}")
     add(f"  demo data     {seed_note}")
+    if admin is not None:
+        add(f"  dashboard     {dashboard_url(base_url, admin.token)}")
+        add("                (signed in as the admin by the token after #; it stays in this browser tab only)")
+    else:
+        add(f"  dashboard     {base_url}{DASHBOARD_PATH} (no admin token: {admin_note})")
     add("")
     add("Routes (discovered from api/, served by each file's own handler class):")
     for route in routes:

@@ -7,6 +7,8 @@ peeks at the request line (without consuming it) to find the route, then lets
 that route's class read and answer the request from the socket. Routes are
 discovered from the folder, so a new endpoint file needs no registration; a
 request for an unknown path rescans the folder once before answering 404.
+Paths outside `/api/` are the static files under `public/` (`static.py`), as
+Vercel serves them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from urllib.parse import urlsplit
 
 from lib.http import REQUEST_READ_TIMEOUT_SECONDS
 from scripts.devserver.pages import PAGE_PATHS, DevPages
+from scripts.devserver.static import static_handler
 from scripts.local_http import LocalHTTPServer
 
 MAX_REQUEST_LINE = 8192
@@ -218,15 +221,18 @@ class DevHttpServer(LocalHTTPServer):
     ) -> None:
         self.table = table
         self.access_log = access_log
+        self.static = static_handler(table.root / "public")
         super().__init__(address, _NotFound)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         target = peek_request_target(request)
-        path = urlsplit(target).path if target else ""
+        path = urlsplit(target).path if target else None
         handler: type[BaseHTTPRequestHandler]
-        if path in PAGE_PATHS:
+        if path in PAGE_PATHS:  # the dev server's own pages: /, /docs, /openapi.json
             handler = DevPages
+        elif path is not None and path != "/api" and not path.startswith("/api/"):
+            handler = self.static
         else:
-            route = self.table.find(path) if target else None
+            route = self.table.find(path) if path else None
             handler = route.handler if route else _NotFound
         _one_request_per_connection(handler)(request, client_address, self)

@@ -18,7 +18,10 @@ REQUIREMENTS := requirements.txt requirements-dev.txt
 WEB := scripts/devserver/web
 WEB_STAMP := $(WEB)/node_modules/.package-lock-installed
 
-.PHONY: dev test lint venv web clean-venv
+BROWSER := tests/browser
+BROWSER_STAMP := $(BROWSER)/node_modules/.package-lock-installed
+
+.PHONY: dev test lint venv web browser-deps clean-venv
 
 venv: $(STAMP)
 
@@ -41,10 +44,21 @@ $(WEB_STAMP): $(WEB)/package.json $(WEB)/package-lock.json
 		echo "npm not found: /docs will not render (the API description is still at /openapi.json)"; \
 	fi
 
+# axe-core for the admin page's browser tests, from tests/browser/package-lock.json.
+browser-deps: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): $(BROWSER)/package.json $(BROWSER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+		echo "installing the browser tests' npm packages (npm ci in $(BROWSER))"; \
+		(cd $(BROWSER) && npm ci --silent --no-audit --no-fund) && touch $@; \
+	else \
+		echo "npm not found: the browser tests' accessibility checks will fail"; \
+	fi
+
 dev: $(STAMP) web
 	$(BIN)/python scripts/dev.py $(ARGS)
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(ARGS)
 
 # mypy.ini says how api/ files (loaded by path, a base class made by a call) are checked.

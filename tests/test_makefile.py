@@ -73,6 +73,12 @@ def test_the_virtualenv_is_installed_once_and_again_only_when_requirements_chang
 
 def test_make_test_passes_args_and_database_url_to_pytest_in_the_virtualenv(tmp_path: Path) -> None:
     project = _project(tmp_path)
+    browser = project / "tests" / "browser"
+    browser.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(ROOT / "tests" / "browser" / name, browser / name)
+    (browser / "node_modules").mkdir()
+    (browser / "node_modules" / ".package-lock-installed").touch()  # installed already: no npm here
     result = _make(project, "test", "ARGS=-k health -x", DATABASE_URL="postgresql://postgres@127.0.0.1:5432/x")
     assert result.returncode == 0, result.stderr
     assert _calls(project)[-1] == "-m pytest -k health -x"

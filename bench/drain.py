@@ -246,9 +246,7 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
         line(
             f"ours as the endpoint = {ours / ceiling_rate:.0%} of the ceiling, "
             f"cold instance = {ours_cold / ceiling_rate:.0%} "
-            "("
-            + ", ".join(f"{name} {r / ceiling_rate:.0%}" for name, r in peers.items())
-            + ")"
+            "(" + ", ".join(f"{name} {r / ceiling_rate:.0%}" for name, r in peers.items()) + ")"
         )
         report.add(
             "2. raw ceiling",

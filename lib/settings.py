@@ -12,8 +12,9 @@ import os
 import threading
 from collections.abc import Mapping
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from lib.errors import ConfigurationError
 
@@ -48,6 +49,14 @@ class Settings(BaseModel):
     worker_lease_margin_seconds: Annotated[float, Field(ge=0)] = Field(
         default=60.0, alias="JOB_WORKER_LEASE_MARGIN_SECONDS"
     )
+    # Fan-out over a backlog (docs/throughput.md): at most this many worker
+    # invocations run at once when invocations start follow-ups; a chain of
+    # follow-ups stops after this many generations or this many seconds.
+    worker_max_parallel: Annotated[int, Field(ge=1, le=64)] = Field(default=4, alias="JOB_WORKER_MAX_PARALLEL")
+    worker_fanout_max_generations: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=1000, alias="JOB_WORKER_FANOUT_MAX_GENERATIONS"
+    )
+    worker_fanout_max_seconds: PositiveSeconds = Field(default=240.0, alias="JOB_WORKER_FANOUT_MAX_SECONDS")
     retry_base_seconds: PositiveSeconds = Field(default=30.0, alias="JOB_RETRY_BASE_SECONDS")
     retry_max_seconds: PositiveSeconds = Field(default=3600.0, alias="JOB_RETRY_MAX_SECONDS")
 
@@ -70,6 +79,22 @@ class Settings(BaseModel):
     # both (clients can send them); off by default.
     admin_trust_forwarded_headers: bool = Field(default=False, alias="ADMIN_TRUST_FORWARDED_HEADERS")
 
+    # The kick: right after a trigger, retry or create enqueues, one POST to the
+    # worker so the job starts in about a second instead of at the next cron
+    # tick. JOB_QUEUE_WORKER_URL is the absolute URL of /api/jobs/run; on Vercel
+    # it defaults to the production domain's (see `worker_url`).
+    job_queue_worker_url: str | None = Field(default=None, alias="JOB_QUEUE_WORKER_URL")
+    vercel_project_production_url: str | None = Field(default=None, alias="VERCEL_PROJECT_PRODUCTION_URL")
+    vercel_url: str | None = Field(default=None, alias="VERCEL_URL")
+    # Connecting and sending the kick; then how long to wait for the worker's answer
+    # before leaving it running (see lib/kick.py).
+    kick_connect_timeout_seconds: Annotated[float, Field(gt=0, le=10)] = Field(
+        default=2.0, alias="JOB_QUEUE_KICK_CONNECT_TIMEOUT_SECONDS"
+    )
+    kick_answer_wait_seconds: Annotated[float, Field(ge=0, le=10)] = Field(
+        default=0.5, alias="JOB_QUEUE_KICK_ANSWER_WAIT_SECONDS"
+    )
+
     # Health thresholds.
     health_max_wait_seconds: PositiveSeconds = Field(default=600.0, alias="JOB_QUEUE_HEALTH_MAX_WAIT_SECONDS")
 
@@ -90,6 +115,28 @@ class Settings(BaseModel):
     def worker_lease_seconds(self) -> float:
         """A claim's lease outlives the invocation, so only a dead worker's jobs expire."""
         return self.worker_max_duration_seconds + self.worker_lease_margin_seconds
+
+    @field_validator("job_queue_worker_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL, like https://example.com/api/jobs/run")
+        return value
+
+    @property
+    def worker_url(self) -> str | None:
+        """Where a kick goes: JOB_QUEUE_WORKER_URL, else on Vercel the production
+        domain's /api/jobs/run, else this deployment's; None when unknown."""
+        if self.job_queue_worker_url:
+            return self.job_queue_worker_url
+        for host in (self.vercel_project_production_url, self.vercel_url):
+            if host:
+                host = host.removeprefix("https://").removeprefix("http://").strip("/")
+                return f"https://{host}/api/jobs/run"
+        return None
 
     @property
     def runner_secrets_configured(self) -> bool:

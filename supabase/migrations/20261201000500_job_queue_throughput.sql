@@ -91,3 +91,99 @@ revoke execute on function public.job_queue_run_finish(bigint, text, integer, in
     from public, anon, authenticated;
 grant execute on function public.job_queue_run_finish(bigint, text, integer, integer, integer, integer, integer, text)
     to service_role;
+
+-- 2. Fan-out over a backlog, bounded.
+--
+-- An invocation claims at most 10 jobs. When due jobs remain after its claim
+-- and the worker's URL is known, it starts follow-up invocations (lib/fanout.py)
+-- so that one cron tick drains a backlog. The bound is kept here, race-safe:
+-- a follow-up is admitted by job_queue_fanout_admit, in the same transaction as
+-- its job_queue_begin_run, under one advisory lock, so admissions are serialised
+-- and each one counts the runs already recorded as `running` by those before
+-- it (the lock is held until the admitted run's row is committed). The runs
+-- started by cron, pg_net or an operator count too; those are never refused.
+--
+-- A chain carries its generation and the moment its first invocation started;
+-- a follow-up past JOB_WORKER_FANOUT_MAX_GENERATIONS or
+-- JOB_WORKER_FANOUT_MAX_SECONDS is refused, and so is any while processing is
+-- paused: a paused queue stops the chain.
+
+-- A run is live while it is `running` and younger than an hour (older ones were
+-- interrupted: job_queue_run_start closes them).
+create or replace function public.job_queue_live_runs()
+returns integer
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select count(*)::integer
+      from job_queue_runs r
+     where r.status = 'running' and r.started_at > now() - interval '1 hour'
+$$;
+
+-- Admits a follow-up invocation, or says why not. Call it in the transaction
+-- that then calls job_queue_begin_run.
+create or replace function public.job_queue_fanout_admit(
+    p_max_parallel integer,
+    p_generation integer,
+    p_max_generations integer,
+    p_chain_started_at timestamptz,
+    p_max_chain interval
+)
+returns table (admitted boolean, reason text, live_runs integer)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    v_live integer;
+    v_enabled boolean;
+begin
+    if p_max_parallel is null or p_max_parallel < 1 then
+        raise exception 'p_max_parallel must be at least 1 (got %)', p_max_parallel using errcode = '22023';
+    end if;
+    perform pg_advisory_xact_lock(hashtextextended('job_queue_fanout_admit', 0));
+    -- Read after the lock: in READ COMMITTED each statement sees what the
+    -- admissions before this one committed.
+    v_live := job_queue_live_runs();
+    select s.processing_enabled into v_enabled from job_queue_settings s;
+    if not coalesce(v_enabled, true) then
+        return query select false, 'processing is paused', v_live;
+    elsif p_generation is null or p_generation > p_max_generations then
+        return query select false, format('the chain reached its generation limit (%s)', p_max_generations), v_live;
+    elsif p_chain_started_at is null or now() - p_chain_started_at > p_max_chain then
+        return query select false, format('the chain is older than its time limit (%s)', p_max_chain), v_live;
+    elsif v_live >= p_max_parallel then
+        return query select false, format('%s invocations are running (the limit is %s)', v_live, p_max_parallel),
+                            v_live;
+    else
+        return query select true, null::text, v_live;
+    end if;
+end
+$$;
+
+-- How many follow-ups an invocation should start now: none while paused or
+-- when no due job is left unclaimed, else the free places under the bound.
+-- Not locked: a count that is stale by the time the follow-ups arrive only
+-- costs refused admissions, never an extra running invocation.
+create or replace function public.job_queue_fanout_slots(p_max_parallel integer)
+returns integer
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select case
+               when not s.processing_enabled then 0
+               when not exists (select 1 from job_queue j where j.status = 'pending' and j.run_at <= now()) then 0
+               else greatest(0, coalesce(p_max_parallel, 1) - job_queue_live_runs())
+           end
+      from job_queue_settings s
+$$;
+
+revoke execute on function public.job_queue_live_runs() from public, anon, authenticated;
+revoke execute on function public.job_queue_fanout_admit(integer, integer, integer, timestamptz, interval)
+    from public, anon, authenticated;
+revoke execute on function public.job_queue_fanout_slots(integer) from public, anon, authenticated;
+grant execute on function public.job_queue_live_runs() to service_role;
+grant execute on function public.job_queue_fanout_admit(integer, integer, integer, timestamptz, interval)
+    to service_role;
+grant execute on function public.job_queue_fanout_slots(integer) to service_role;

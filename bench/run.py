@@ -14,6 +14,8 @@ Measures (see README, "Benchmarks"):
   3. the claim's cost as finished and future jobs pile up
   4. single against batched enqueue
   5. the worker endpoint's cold start against a floor of psycopg + http.server
+  5b. each function's cold start inside the bundle Vercel's builder makes, with and
+      without VERCEL_PYTHON_COMPILEALL=1 (needs node/npm and a CPython 3.12; ~3 min)
   6. statements one invocation sends for N jobs
   7. peak memory of one invocation over 10 jobs of 1 MB each
 then the Game Platform sync benchmark (bench/bench_sync.py) when it exists.
@@ -46,7 +48,7 @@ import psycopg  # noqa: E402
 from bench.common import Report, heading, line, table  # noqa: E402
 from scripts.local_pg import postgres_server  # noqa: E402
 
-MEASURES = ("drain", "claim", "enqueue", "coldstart", "roundtrips", "memory", "sync")
+MEASURES = ("drain", "claim", "enqueue", "coldstart", "bundle", "roundtrips", "memory", "sync")
 
 
 def machine_description(admin: str) -> list[tuple[str, str]]:
@@ -133,6 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.coldstart import measure_cold_start
 
             measure_cold_start(repetitions=7 if quick else 21, report=report)
+        if "bundle" in selected:
+            from bench.coldstart_bundle import measure_bundle_cold_start
+
+            measure_bundle_cold_start(repetitions=3 if quick else 5, report=report)
         if "roundtrips" in selected:
             from bench.roundtrips import measure_round_trips
 

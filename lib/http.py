@@ -339,6 +339,8 @@ class _Handler(BaseHTTPRequestHandler):
                 text = f"This method is not served here; use {allow}."
         else:
             error, text = _PROTOCOL_ERRORS.get(status, ("invalid_request", "The request is malformed."))
+        # One JSON line per refusal: its status and code, never the request line.
+        log("http.protocol_error", "warning", status=status, error=error)
         if self.request_version in ("", "HTTP/0.9"):
             self.request_version = "HTTP/1.0"  # so a status line and headers are written
         self.close_connection = True
@@ -362,6 +364,20 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
         self.wfile.flush()
+
+    def version_string(self) -> str:
+        """`Server: job-queue`; the stdlib appends " " + sys_version, a trailing space when that is empty."""
+        return self.server_version
+
+    # Vercel's bridge (vercel-runtime's vc_init.py) serves `class Handler(BaseHandler, handler)`,
+    # whose log_message prints an access-log line to stdout; so the access log is
+    # silenced where it starts (log_request), before the MRO reaches log_message.
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """No access-log line: requests are logged as JSON by the endpoints."""
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        """A protocol error the stdlib reports (bad request line, timeout), as one of our JSON lines."""
+        log("http.protocol_error", "warning", message=format % args)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         """Silence the stdlib's stderr access log; requests are logged as JSON by the endpoints."""

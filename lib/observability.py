@@ -9,6 +9,7 @@ silently.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import threading
 import time
@@ -20,6 +21,20 @@ from lib.settings import Settings, secret_value
 Level = Literal["debug", "info", "warning", "error"]
 
 _write_lock = threading.Lock()
+
+# Libraries that log each request at INFO. On Vercel the bridge (vercel-runtime)
+# sets the root logger to INFO, so httpx alone would log every vendor call as a
+# plain-text line among ours; their warnings and errors still come through.
+QUIET_LOGGERS = ("httpx", "httpcore", "urllib3", "hpack", "sentry_sdk")
+
+
+def quiet_third_party_loggers() -> None:
+    """Keep our JSON lines the only lines: other libraries' loggers at WARNING and above."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+quiet_third_party_loggers()
 
 
 def log(event: str, level: Level = "info", **fields: Any) -> None:

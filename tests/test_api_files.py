@@ -2,7 +2,7 @@
 
 `@vercel/python` finds a function's entry point by reading the file's syntax tree:
 a top-level `class handler(...)`, or else an `app`/`application` that it serves as
-WSGI/ASGI instead (and that wins over `handler`). An assignment
+WSGI/ASGI instead (the first of them in the file wins). An assignment
 `handler = vercel_handler(...)` is refused at build time, which no test that
 imports the file would notice; so this reads the files the builder's way.
 """

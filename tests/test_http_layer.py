@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.support.api import ApiServer
+from tests.support.api import ApiServer, load_api_module, request
 from tests.support.secrets import runner_headers
 
 
@@ -202,3 +204,40 @@ def test_half_sent_request_is_answered_408_after_the_read_timeout(app_env, capfd
     finally:
         server.close()
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_server_header_is_the_name_alone(worker_api):
+    response = worker_api.request("GET")
+    assert response.headers["server"] == "job-queue"
+
+
+def _served_like_vercels_bridge(handler: type[BaseHTTPRequestHandler], printed: list[str]) -> ThreadingHTTPServer:
+    """vercel-runtime's vc_init.py serves `class Handler(BaseHandler, handler)`, whose log_message prints."""
+
+    class BaseHandler(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):  # noqa: A002 - the stdlib signature
+            printed.append(format % args)
+
+    class Handler(BaseHandler, handler):
+        pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    return server
+
+
+def test_no_access_log_line_under_vercels_bridge(capsys):
+    printed: list[str] = []
+    server = _served_like_vercels_bridge(load_api_module("api/jobs/run.py").handler, printed)
+    try:
+        assert request(server.server_address[1], "GET", "/api/jobs/run").status == 401
+        with socket.create_connection(server.server_address) as conn:
+            conn.sendall(b"NONSENSE\r\n\r\n")
+            while conn.recv(4096):
+                pass
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert printed == []
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["event"] for r in lines if r["event"].startswith("http.protocol")] == ["http.protocol_error"]

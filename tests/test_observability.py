@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -116,3 +117,15 @@ def test_database_outage_is_a_503_reported_to_sentry(sentry, app_env, worker_api
     assert event["level"] == "error"
     assert event["tags"]["outage"] == "database"
     assert event["tags"]["path"] == "/api/jobs/run"
+
+
+def test_vendor_calls_leave_no_log_line_when_the_root_logger_is_at_info(caplog, worker_api):
+    """Vercel's bridge sets the root logger to INFO; httpx would then log every request in plain text."""
+    import httpx
+
+    import lib.observability  # noqa: F401 - importing it is what quiets them
+
+    with caplog.at_level(logging.INFO):
+        assert httpx.get(f"http://127.0.0.1:{worker_api.port}/api/jobs/run").status_code == 401
+        logging.getLogger("httpx").warning("a warning still shows")
+    assert [(r.name, r.levelname) for r in caplog.records] == [("httpx", "WARNING")]

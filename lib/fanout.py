@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lib.kick import kick_worker
 from lib.settings import Settings
 
 
@@ -51,6 +50,8 @@ def next_link(chain: Chain | None) -> Chain:
 
 def start_follow_ups(settings: Settings, chain: Chain, count: int, limit: int) -> int:
     """Send `count` follow-up requests to the worker; returns how many were sent. Never raises."""
+    from lib.kick import kick_worker  # only when fanning out: not part of every cold start
+
     sent = 0
     for _ in range(count):
         if kick_worker(settings, body={"limit": limit, "chain": chain.to_json()}, answer_wait_seconds=0.0):

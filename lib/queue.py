@@ -360,9 +360,10 @@ class Queue:
     ) -> JobPage:
         """Jobs newest first, optionally of one status and/or task type, after a keyset cursor.
 
-        Each filter combination is served by an index on (…, created_at desc, id
-        desc); the unnamed statement is planned with its actual parameters, so the
-        `is null or` arms fold away before planning.
+        Served by the index on (created_at desc, id desc), filtered as it is
+        walked; failed and cancelled jobs by a partial index of their own (see
+        the throughput migration). The unnamed statement is planned with its
+        actual parameters, so the `is null or` arms fold away before planning.
         """
         rows = self.db.fetchall(
             "select id, task_type, status, payload, attempts, max_attempts, left(last_error, 500) as last_error,"

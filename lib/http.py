@@ -353,6 +353,15 @@ class _Handler(BaseHTTPRequestHandler):
             _linger(self.connection)
 
     def _send(self, response: Response) -> None:
+        try:
+            self._write(response)
+        except (BrokenPipeError, ConnectionResetError):
+            # The caller hung up before the answer (a kick, pg_net after its
+            # timeout): the work is done and recorded; only the answer is lost.
+            self.close_connection = True
+            log("http.caller_gone", path=self.path.partition("?")[0], status=response.status)
+
+    def _write(self, response: Response) -> None:
         payload = json.dumps(response.body, default=str, separators=(",", ":")).encode()
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -19,6 +19,12 @@ from lib.jsonb import JsonText
 
 JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
 DEFAULT_MAX_ATTEMPTS = 5
+# How old a finished job or worker run must be for the cleanup to delete it: the
+# CLI's `cleanup` default and the `job_queue_cleanup` task's payload default.
+# (`job_queue_cleanup()` in SQL defaults to the same 30 days; a test checks it.)
+DEFAULT_RETENTION_DAYS = 30
+CLEANUP_BATCH_SIZE = 1000
+CLEANUP_MAX_BATCHES = 50
 
 
 class ClaimedJob(NamedTuple):
@@ -62,6 +68,7 @@ class RunStart(NamedTuple):
     run_id: int
     processing_enabled: bool
     paused_reason: str | None
+    scheduled: tuple[str, ...] = ()  # schedules that enqueued (or found live) a job in this invocation
 
 
 class RunSummary(NamedTuple):
@@ -178,21 +185,25 @@ class Queue:
     def begin_run(
         self, trigger_source: str, limit: int, forced: bool, lease: timedelta, invocation_id: UUID | None = None
     ) -> tuple[RunStart, list[ClaimedJob]]:
-        """Record a worker invocation, read the pause switch and claim, in one round trip.
+        """Enqueue the due schedules' jobs, record a worker invocation, read the pause switch and claim,
+        in one round trip.
 
-        Claims nothing while processing is paused unless `forced`; such a run is
-        recorded as paused and already closed. With an `invocation_id` the call is
-        safe to repeat: a repeat answers the first call's run and the jobs it still
-        holds, so a reply lost on a broken connection strands nothing.
+        Schedules are evaluated even while paused (not again by a repeat). Claims
+        nothing while processing is paused unless `forced`; such a run is recorded as
+        paused and already closed. With an `invocation_id` the call is safe to
+        repeat: a repeat answers the first call's run and the jobs it still holds,
+        so a reply lost on a broken connection strands nothing.
         """
         rows = self.db.fetchall(
-            "select run_id, processing_enabled, paused_reason, id, task_type, payload_json, attempts, max_attempts,"
-            " lease_token, run_at, lease_expires_at from job_queue_begin_run(%s, %s, %s, %s, %s)",
+            "select run_id, processing_enabled, paused_reason, scheduled, id, task_type, payload_json, attempts,"
+            " max_attempts, lease_token, run_at, lease_expires_at from job_queue_begin_run(%s, %s, %s, %s, %s)",
             (trigger_source, limit, forced, lease, invocation_id),
             repeatable=invocation_id is not None,
         )
         first = rows[0]
-        run = RunStart(first["run_id"], first["processing_enabled"], first["paused_reason"])
+        run = RunStart(
+            first["run_id"], first["processing_enabled"], first["paused_reason"], tuple(first["scheduled"] or ())
+        )
         jobs = [
             ClaimedJob(
                 row["id"],
@@ -341,10 +352,72 @@ class Queue:
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
         return QueueSettings(**row)
 
-    def cleanup(self, older_than: timedelta, batch_size: int = 1000, max_batches: int = 50) -> int:
+    def cleanup(
+        self,
+        older_than: timedelta = timedelta(days=DEFAULT_RETENTION_DAYS),
+        batch_size: int = CLEANUP_BATCH_SIZE,
+        max_batches: int = CLEANUP_MAX_BATCHES,
+    ) -> int:
+        """Delete finished jobs and worker runs older than `older_than`; at most
+        `batch_size * max_batches` rows of each table per call."""
         row = self.db.fetchone("select job_queue_cleanup(%s, %s, %s) as removed", (older_than, batch_size, max_batches))
         assert row is not None
         return int(row["removed"])
+
+    # -- schedules ---------------------------------------------------------------
+    # Evaluated by `begin_run`; these are the operators' calls.
+
+    def list_schedules(self) -> list[Schedule]:
+        """Every schedule, by name, with its next and last run."""
+        rows = self.db.fetchall("select " + _SCHEDULE_COLUMNS + " from job_queue_schedules order by name")
+        return [Schedule(**row) for row in rows]
+
+    def get_schedule(self, name: str) -> Schedule | None:
+        row = self.db.fetchone("select " + _SCHEDULE_COLUMNS + " from job_queue_schedules where name = %s", (name,))
+        return Schedule(**row) if row else None
+
+    def save_schedule(
+        self,
+        name: str,
+        *,
+        task_type: str | None = None,
+        payload: dict[str, Any] | None = None,
+        cron: str | None = None,
+        enabled: bool | None = None,
+    ) -> Schedule | None:
+        """Create a schedule (`task_type` and `cron` given, the name new) or change the given fields of one.
+
+        A new cron expression, or enabling a disabled schedule, sets its next slot
+        from now. None when no schedule has this name and no task type was given.
+        Validate `cron` with `cron_problem` first: the table refuses an invalid one.
+        """
+        row = self.db.fetchone(
+            "select " + _SCHEDULE_COLUMNS + " from job_queue_schedule_save(%s, %s, %s, %s, %s)",
+            (name, task_type, Jsonb(payload) if payload is not None else None, cron, enabled),
+        )
+        return Schedule(**row) if row else None
+
+    def run_schedule_now(self, name: str) -> Enqueued | None:
+        """Enqueue a schedule's job now, deduplicated; its next slot stays. None for an unknown name."""
+        row = self.db.fetchone("select job_id, deduplicated from job_queue_schedule_run_now(%s)", (name,))
+        return Enqueued(job_id=row["job_id"], deduplicated=row["deduplicated"]) if row else None
+
+    def cron_problem(self, cron: str) -> str | None:
+        """None when `cron` is a valid five-field expression, else what is wrong with it.
+
+        The database's `job_queue_cron_next` is the one cron evaluator; Python asks it.
+        """
+        row = self.db.fetchone("select job_queue_cron_problem(%s) as problem", (cron,))
+        assert row is not None
+        problem: str | None = row["problem"]
+        return problem
+
+    def cron_next(self, cron: str, after: datetime) -> datetime:
+        """The first slot of `cron` strictly after `after` (UTC)."""
+        row = self.db.fetchone("select job_queue_cron_next(%s, %s) as next", (cron, after))
+        assert row is not None
+        slot: datetime = row["next"]
+        return slot
 
     # -- what operators read ---------------------------------------------------
     # Appended for the admin endpoints and the operator CLI: listing, one job in
@@ -402,6 +475,39 @@ class Queue:
         row = self.db.fetchone("select * from job_queue_health_snapshot(%s)", (recent,))
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
         return HealthSnapshot(**row)
+
+
+_SCHEDULE_COLUMNS: Final = (
+    "name, task_type, payload, cron, enabled, next_run_at, last_enqueued_at, last_job_id, created_at, updated_at"
+)
+
+
+class Schedule(NamedTuple):
+    """A recurring job: `task_type` with `payload`, enqueued at each slot of `cron` (UTC)."""
+
+    name: str
+    task_type: str
+    payload: dict[str, Any]
+    cron: str
+    enabled: bool
+    next_run_at: datetime
+    last_enqueued_at: datetime | None
+    last_job_id: UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        """The admin API's and the health report's camelCase form."""
+        return {
+            "name": self.name,
+            "taskType": self.task_type,
+            "payload": self.payload,
+            "cron": self.cron,
+            "enabled": self.enabled,
+            "nextRunAt": self.next_run_at.isoformat(),
+            "lastEnqueuedAt": self.last_enqueued_at.isoformat() if self.last_enqueued_at else None,
+            "lastJobId": str(self.last_job_id) if self.last_job_id else None,
+        }
 
 
 class JobCursor(NamedTuple):

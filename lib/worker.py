@@ -1,9 +1,10 @@
 """The drain loop behind /api/jobs/run.
 
-One invocation, in two statements when every job succeeds: the first records
-the run, reads the pause switch and claims up to `limit` due jobs under a lease
-that outlives the invocation; the jobs run one by one (a failure is recorded at
-once, in a statement of its own); the last records the successes together and
+One invocation, in two statements when every job succeeds: the first enqueues
+the jobs of the schedules that are due (`job_queue_schedules`, also while
+paused), records the run, reads the pause switch and claims up to `limit` due
+jobs under a lease that outlives the invocation; the jobs run one by one (a
+failure is recorded at once, in a statement of its own); the last records the successes together and
 closes the run. Jobs claimed but not reached before the time budget runs out
 are released, their attempt not spent.
 
@@ -76,8 +77,16 @@ FollowUps = Callable[[Chain, int, int], int]
 class WorkerReport:
     """What one invocation did, in the response's shape."""
 
-    def __init__(self, status: str, *, paused_reason: str | None = None, run_id: int | None = None) -> None:
+    def __init__(
+        self,
+        status: str,
+        *,
+        paused_reason: str | None = None,
+        run_id: int | None = None,
+        scheduled: tuple[str, ...] = (),
+    ) -> None:
         self.status = status  # ok | paused | declined (a follow-up refused by the fan-out bound)
+        self.scheduled = scheduled  # schedules whose job this invocation enqueued (or found live)
         self.follow_ups = 0  # follow-up invocations this one started
         self.results: list[JobResult | None] = []  # None: a success not yet recorded
         self.released = 0
@@ -93,19 +102,24 @@ class WorkerReport:
         return sum(r is not None and r.status in ("failed", "pending") for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any]
         if self.status == "paused":
-            return {"status": "paused", "processed": 0, "reason": self.paused_reason}
-        if self.status == "declined":
-            return {"status": "declined", "processed": 0, "reason": self.paused_reason}
-        return {
-            "status": "ok",
-            "processed": len(self.results),
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "released": self.released,
-            "followUps": self.follow_ups,
-            "results": [r.to_json() for r in self.results if r is not None],
-        }
+            body = {"status": "paused", "processed": 0, "reason": self.paused_reason}
+        elif self.status == "declined":
+            body = {"status": "declined", "processed": 0, "reason": self.paused_reason}
+        else:
+            body = {
+                "status": "ok",
+                "processed": len(self.results),
+                "succeeded": self.succeeded,
+                "failed": self.failed,
+                "released": self.released,
+                "followUps": self.follow_ups,
+                "results": [r.to_json() for r in self.results if r is not None],
+            }
+        if self.scheduled:
+            body["scheduled"] = list(self.scheduled)
+        return body
 
 
 class _Failure(NamedTuple):
@@ -215,11 +229,15 @@ class Worker:
                 run, claimed = self.queue.begin_run(trigger_source, limit, force, lease, None)
         else:
             run, claimed = self.queue.begin_run(trigger_source, limit, force, lease, invocation_id)
+        if run.scheduled:
+            log("worker.schedules_enqueued", run_id=run.run_id, schedules=list(run.scheduled))
         if not run.processing_enabled and not force:
             log("worker.paused", run_id=run.run_id, reason=run.paused_reason, trigger=trigger_source)
-            return WorkerReport(status="paused", paused_reason=run.paused_reason, run_id=run.run_id)
+            return WorkerReport(
+                status="paused", paused_reason=run.paused_reason, run_id=run.run_id, scheduled=run.scheduled
+            )
 
-        report = WorkerReport(status="ok", run_id=run.run_id)
+        report = WorkerReport(status="ok", run_id=run.run_id, scheduled=run.scheduled)
         fan_out = self.follow_ups is not None and len(claimed) == limit and run.processing_enabled
         if fan_out:
             self._fan_out(chain, report)  # start the follow-ups now: they run while this one works

@@ -13,8 +13,9 @@
   it is created.
 - Serves every file under `api/` at its Vercel route through its own `handler`
   class; runs the crons of `vercel.json` (GET, `Authorization: Bearer
-  $CRON_SECRET`, user agent `vercel-cron/1.0`) and the Supabase schedules of the
-  pg_cron migration, on their schedules (UTC).
+  $CRON_SECRET`, user agent `vercel-cron/1.0`) on their schedules (UTC); each
+  worker call enqueues what the queue's own schedules (job_queue_schedules) have
+  due. Sets JOB_QUEUE_WORKER_URL to its own worker, so triggers kick it.
 - Prints the URLs, the generated local secrets, an admin access token for the
   local `SUPABASE_JWT_SECRET`, and curl commands for each endpoint.
 - SIGINT / SIGTERM: stops the HTTP server, the schedules, the sandbox and the
@@ -50,9 +51,8 @@ from scripts.devserver.banner import AdminToken, render_banner
 from scripts.devserver.cron import (
     CronEntry,
     CronScheduler,
-    ScheduleDefinition,
+    read_queue_schedules,
     read_supabase_schedules,
-    run_schedule_command,
     supabase_schedule_entries,
     vercel_cron_entries,
 )
@@ -139,12 +139,11 @@ class OnceContext:
     runner_secret: str
     admin_token: str | None
     conninfo: str
-    schedules: list[ScheduleDefinition]
 
 
 def enqueue_once(ctx: OnceContext) -> list[str]:
     """Enqueue a sync and a sweep: through the admin endpoints when we hold an admin token,
-    else with the pg_cron migration's own commands. Returns the job ids."""
+    else with the queue's own call and the payloads those endpoints would store. Returns the job ids."""
     job_ids = []
     for task_type, path, body in ONCE_TASKS:
         if ctx.admin_token:
@@ -155,12 +154,22 @@ def enqueue_once(ctx: OnceContext) -> list[str]:
                 raise RuntimeError(f"POST {path} answered {status}: {answer}")
             job_id, how = answer["jobId"], f"POST {path}"
         else:
-            definition = next(d for d in ctx.schedules if task_type in d.command)
-            rows = run_schedule_command(ctx.conninfo, definition.command)
-            job_id, how = str(rows[0][0]), f"pg_cron command of {definition.job_name}"
+            job_id, how = _enqueue_directly(ctx.conninfo, task_type, body), "lib.queue, no admin token"
         say(f"enqueued {task_type} {job_id} ({how})")
         job_ids.append(job_id)
     return job_ids
+
+
+def _enqueue_directly(conninfo: str, task_type: str, body: dict[str, Any]) -> str:
+    from lib.db import connect
+    from lib.jobs.registry import default_registry, stored_payload
+    from lib.queue import Queue
+    from lib.settings import load_settings
+
+    spec = default_registry.get(task_type)
+    assert spec is not None, task_type
+    with connect(load_settings({"DATABASE_URL": conninfo})) as db:
+        return str(Queue(db).enqueue_unique(task_type, stored_payload(spec, body)).job_id)
 
 
 def drain_once(ctx: OnceContext, stop: StopSignal, max_calls: int = 50) -> list[dict[str, Any]] | None:
@@ -328,7 +337,6 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
             runner_secret=secrets["JOB_QUEUE_RUNNER_SECRET"].value,
             admin_token=admin.token if admin else None,
             conninfo=db.conninfo,
-            schedules=schedules,
         )
         say(f"dev server on {base_url} ({db.description}; {game_platform})")
         say(f"demo data: {seed_note}")
@@ -337,6 +345,11 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
         if results is None:
             return EXIT_JOB_FAILED
         return summarize_once(results, db.conninfo)
+
+    # Kicks: a trigger, retry or CLI enqueue starts this server's worker at once.
+    # (Not in --once, which drains by calling the worker itself and counts what it ran.)
+    worker_url = f"{base_url}/api/jobs/run"
+    configure_environment({"JOB_QUEUE_WORKER_URL": worker_url})
 
     scheduler = CronScheduler(crons, report=say)
     scheduler.start()
@@ -360,6 +373,8 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
             admin_note=admin_note,
             crons=crons,
             skipped_schedules=skipped,
+            queue_schedules=read_queue_schedules(db.conninfo),
+            worker_url=worker_url,
         )
     )
     say(f"ready: {base_url}")

@@ -8,6 +8,8 @@
     python scripts/jobs.py pause --reason "vendor maintenance"   |   resume
     python scripts/jobs.py retry <job id>   |   cancel <job id>
     python scripts/jobs.py cleanup --older-than 30d
+    python scripts/jobs.py schedules list   |   enable NAME   |   disable NAME
+    python scripts/jobs.py schedules set-cron NAME "*/30 * * * *"   |   run-now NAME
 
 Every command reads `DATABASE_URL` (and the bundle's other variables) from the
 environment and goes through lib/queue.py, lib/worker.py and lib/health.py,
@@ -15,7 +17,7 @@ exactly like the endpoints. `--json` prints one JSON document for scripts; the
 worker's JSON log lines go to stderr so stdout stays parseable.
 
 Exit codes: 0 done; 1 done, but it reports trouble (a job failed in `run`, the
-queue is unhealthy in `status`); 2 bad usage or input; 3 no such job; 4 the
+queue is unhealthy in `status`); 2 bad usage or input; 3 no such job or schedule; 4 the
 transition is impossible (the job's status does not allow it); 5 configuration
 or database unavailable.
 """
@@ -37,12 +39,11 @@ from uuid import UUID
 if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pydantic import ValidationError
 
 from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
-from lib.jobs.registry import default_registry
-from lib.queue import JOB_STATUSES, Queue
+from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
+from lib.queue import DEFAULT_RETENTION_DAYS, JOB_STATUSES, Queue, Schedule
 from lib.settings import Settings, get_settings
 from lib.worker import MAX_LIMIT, Worker
 
@@ -161,6 +162,19 @@ def one_line(text: str | None, width: int = 70) -> str:
 
 
 # -- commands ------------------------------------------------------------------
+
+
+def _kick(settings: Settings, args: argparse.Namespace) -> bool:
+    """Start the worker now (lib/kick.py) unless --no-kick or its URL is unknown; whether a kick was sent."""
+    if args.no_kick or settings.worker_url is None:
+        return False
+    from lib.kick import kick_worker
+
+    with contextlib.redirect_stdout(sys.stderr):  # its log line, like the worker's, keeps off stdout
+        kick_worker(settings)
+    return True
+
+
 # Each returns (exit code, JSON-able result, text for the terminal).
 
 Outcome = tuple[int, Any, str]
@@ -173,33 +187,31 @@ def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> O
     spec = default_registry.get(args.task_type)
     assert spec is not None
     try:
-        model = spec.payload_model.model_validate(args.payload or {})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-            for e in exc.errors(include_url=False, include_input=False)
-        )
-        raise CliError(f"invalid payload for {args.task_type}: {problems}", EXIT_USAGE) from None
-    # Defaults filled in, as the admin triggers and pg_cron store it: equal jobs share one dedupe key.
-    # A payload model may name its public form (`to_payload`), leaving out what only a handler writes.
-    to_payload = getattr(model, "to_payload", None)
-    payload = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
-    internal = sorted(set(args.payload or {}) - set(payload))
-    if internal:
-        fields = ", ".join(internal)
-        raise CliError(f"{fields}: set by the {args.task_type} handler itself, not by an operator", EXIT_USAGE)
+        # Defaults filled in, as the admin triggers and the schedules store it: equal jobs share one dedupe key.
+        payload = stored_payload(spec, args.payload or {})
+    except PayloadRejected as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     queue = Queue(db)
     if args.no_dedupe:
         job_id, deduplicated = queue.enqueue(args.task_type, payload, run_at=args.run_at), False
     else:
         enqueued = queue.enqueue_unique(args.task_type, payload, run_at=args.run_at)
         job_id, deduplicated = enqueued.job_id, enqueued.deduplicated
-    result = {"jobId": str(job_id), "taskType": args.task_type, "payload": payload, "deduplicated": deduplicated}
+    kicked = _kick(settings, args) if args.run_at is None or args.run_at <= datetime.now(UTC) else False
+    result = {
+        "jobId": str(job_id),
+        "taskType": args.task_type,
+        "payload": payload,
+        "deduplicated": deduplicated,
+        "kicked": kicked,
+    }
     if deduplicated:
         text = f"An equal {args.task_type} job is already pending or processing: {job_id} (nothing added)."
     else:
         when = f" due {args.run_at.isoformat()}" if args.run_at else " due now"
         text = f"Enqueued {args.task_type} {job_id}{when} with payload {json.dumps(payload)}."
+    if kicked:
+        text += f" Worker kicked ({settings.worker_url})."
     return EXIT_OK, result, text
 
 
@@ -350,6 +362,73 @@ def cmd_cleanup(db: Database, settings: Settings, args: argparse.Namespace) -> O
     return EXIT_OK, body, text
 
 
+def cmd_schedules_list(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    schedules = Queue(db).list_schedules()
+    body = {"schedules": [s.to_json() for s in schedules]}
+    if not schedules:
+        return EXIT_OK, body, "No schedules."
+    now = datetime.now(UTC)
+    rows = [
+        [
+            s.name,
+            s.task_type,
+            s.cron,
+            "on" if s.enabled else "OFF",
+            ago(s.next_run_at, now) if s.enabled else "-",
+            ago(s.last_enqueued_at, now),
+            str(s.last_job_id or ""),
+        ]
+        for s in schedules
+    ]
+    text = table(rows, ["name", "task type", "cron (UTC)", "enabled", "next run", "last enqueued", "last job"])
+    return EXIT_OK, body, text
+
+
+def _save_schedule(db: Database, name: str, **changes: Any) -> Schedule:
+    schedule = Queue(db).save_schedule(name, **changes)
+    if schedule is None:
+        raise CliError(f"no schedule is named {name!r} (see `schedules list`)", EXIT_NOT_FOUND)
+    return schedule
+
+
+def cmd_schedules_enable(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    schedule = _save_schedule(db, args.name, enabled=True)
+    return (
+        EXIT_OK,
+        schedule.to_json(),
+        f"Schedule {schedule.name} enabled; next run {schedule.next_run_at.isoformat()}.",
+    )
+
+
+def cmd_schedules_disable(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    schedule = _save_schedule(db, args.name, enabled=False)
+    return EXIT_OK, schedule.to_json(), f"Schedule {schedule.name} disabled: the worker enqueues nothing for it."
+
+
+def cmd_schedules_set_cron(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    problem = Queue(db).cron_problem(args.cron)
+    if problem is not None:
+        raise CliError(problem, EXIT_USAGE)
+    schedule = _save_schedule(db, args.name, cron=args.cron)
+    text = f"Schedule {schedule.name} runs at {schedule.cron} (UTC); next run {schedule.next_run_at.isoformat()}."
+    return EXIT_OK, schedule.to_json(), text
+
+
+def cmd_schedules_run_now(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    enqueued = Queue(db).run_schedule_now(args.name)
+    if enqueued is None:
+        raise CliError(f"no schedule is named {args.name!r} (see `schedules list`)", EXIT_NOT_FOUND)
+    kicked = _kick(settings, args)
+    body = {"name": args.name, "jobId": str(enqueued.job_id), "deduplicated": enqueued.deduplicated, "kicked": kicked}
+    if enqueued.deduplicated:
+        text = f"An equal job of {args.name} is already pending or processing: {enqueued.job_id} (nothing added)."
+    else:
+        text = f"Enqueued {args.name}'s job {enqueued.job_id}, due now; the schedule's next run is unchanged."
+    if kicked:
+        text += f" Worker kicked ({settings.worker_url})."
+    return EXIT_OK, body, text
+
+
 # -- the parser ------------------------------------------------------------------
 
 
@@ -373,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--payload", type=parse_payload, help="JSON object; missing keys get their defaults")
     p.add_argument("--run-at", type=parse_when, help="ISO 8601 time or +15m (default: now)")
     p.add_argument("--no-dedupe", action="store_true", help="always add a new job")
+    p.add_argument("--no-kick", action="store_true", help="do not start the worker now (JOB_QUEUE_WORKER_URL)")
 
     p = command("run", cmd_run, "Drain due jobs once, as the worker endpoint does.")
     p.add_argument("--limit", type=int, default=5, help=f"jobs to claim (1..{MAX_LIMIT}, default 5)")
@@ -401,8 +481,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="stored as the job's last error")
 
     p = command("cleanup", cmd_cleanup, "Delete finished jobs and worker runs past an age.")
-    p.add_argument("--older-than", type=parse_duration, default=timedelta(days=30), help="e.g. 30d (default), 12h")
+    p.add_argument(
+        "--older-than",
+        type=parse_duration,
+        default=timedelta(days=DEFAULT_RETENTION_DAYS),
+        help=f"e.g. {DEFAULT_RETENTION_DAYS}d (default), 12h",
+    )
     p.add_argument("--batch-size", type=int, default=1000, help="rows per delete statement (default 1000)")
+
+    p = sub.add_parser(
+        "schedules",
+        help="The recurring jobs every worker invocation enqueues when due.",
+        description="The recurring jobs (job_queue_schedules): cron expressions are five fields, in UTC.",
+    )
+    schedules = p.add_subparsers(dest="schedules_command", required=True, metavar="ACTION")
+
+    def schedule_action(name: str, handler: Callable[..., Outcome], help_text: str) -> argparse.ArgumentParser:
+        a = schedules.add_parser(name, help=help_text, description=help_text)
+        a.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print one JSON document")
+        a.set_defaults(handler=handler)
+        if name != "list":
+            a.add_argument("name", metavar="NAME", help="the schedule, e.g. game_platform_sync")
+        return a
+
+    schedule_action("list", cmd_schedules_list, "Every schedule with its next and last run.")
+    schedule_action("enable", cmd_schedules_enable, "Enable a schedule; its next run is the next slot from now.")
+    schedule_action("disable", cmd_schedules_disable, "Disable a schedule: nothing is enqueued for it.")
+    a = schedule_action("set-cron", cmd_schedules_set_cron, "Change a schedule's cron expression (UTC).")
+    a.add_argument("cron", metavar="CRON", help='five fields, e.g. "*/30 * * * *"')
+    a = schedule_action("run-now", cmd_schedules_run_now, "Enqueue a schedule's job now (deduplicated).")
+    a.add_argument("--no-kick", action="store_true", help="do not start the worker now (JOB_QUEUE_WORKER_URL)")
     return parser
 
 

@@ -269,3 +269,69 @@ def test_the_script_runs_from_anywhere_and_exits_5_without_a_database(clean_db: 
     ok = _script("--json", "status", env={**base, "DATABASE_URL": clean_db})
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["healthy"] is True
+
+
+# -- schedules -------------------------------------------------------------------
+
+
+@pytest.fixture
+def a_schedule(sql) -> str:
+    sql.execute(
+        "insert into job_queue_schedules (name, task_type, payload, cron, next_run_at)"
+        " values ('nightly', 'test_noop', '{\"n\": 1}', '0 2 * * *', job_queue_cron_next('0 2 * * *', now()))"
+    )
+    return "nightly"
+
+
+def schedule_row(sql: psycopg.Connection, name: str) -> dict[str, Any]:
+    return sql.execute("select * from job_queue_schedules where name = %s", (name,)).fetchone()
+
+
+def test_schedules_list_shows_next_and_last_run(run_cli, a_schedule, sql) -> None:
+    code, out = run_cli("schedules", "list")
+    assert code == 0
+    [listed] = out["schedules"]
+    assert listed["name"] == "nightly"
+    assert listed["cron"] == "0 2 * * *"
+    assert listed["nextRunAt"] == schedule_row(sql, "nightly")["next_run_at"].isoformat()
+
+
+def test_schedules_disable_and_enable(run_cli, a_schedule, sql) -> None:
+    assert run_cli("schedules", "disable", "nightly")[0] == 0
+    assert schedule_row(sql, "nightly")["enabled"] is False
+    code, out = run_cli("schedules", "enable", "nightly")
+    assert code == 0
+    assert out["enabled"] is True
+    assert schedule_row(sql, "nightly")["enabled"] is True
+
+
+def test_schedules_set_cron_validates_in_the_database(run_cli, a_schedule, sql) -> None:
+    code, out = run_cli("schedules", "set-cron", "nightly", "*/15 * * * *")
+    assert code == 0
+    assert out["cron"] == "*/15 * * * *"
+    code, out = run_cli("schedules", "set-cron", "nightly", "*/15 * * *")
+    assert code == cli.EXIT_USAGE
+    assert "five fields" in out["error"]
+    assert schedule_row(sql, "nightly")["cron"] == "*/15 * * * *"
+
+
+def test_schedules_run_now_enqueues_once_and_keeps_the_next_slot(run_cli, a_schedule, sql) -> None:
+    before = schedule_row(sql, "nightly")["next_run_at"]
+    code, first = run_cli("schedules", "run-now", "nightly")
+    assert code == 0
+    assert first["deduplicated"] is False
+    code, again = run_cli("schedules", "run-now", "nightly")
+    assert (again["deduplicated"], again["jobId"]) == (True, first["jobId"])
+    row = schedule_row(sql, "nightly")
+    assert str(row["last_job_id"]) == first["jobId"]
+    assert row["next_run_at"] == before
+    jobs = sql.execute("select payload, status from job_queue").fetchall()
+    assert jobs == [{"payload": {"n": 1}, "status": "pending"}]
+
+
+@pytest.mark.parametrize("action", [["enable"], ["disable"], ["set-cron", "* * * * *"], ["run-now"]])
+def test_schedules_of_an_unknown_name_exit_3(run_cli, action) -> None:
+    argv = ["schedules", action[0], "no-such-schedule", *action[1:]]
+    code, out = run_cli(*argv)
+    assert code == cli.EXIT_NOT_FOUND
+    assert "no-such-schedule" in out["error"]

@@ -134,8 +134,9 @@ def test_once_on_a_given_database_migrates_it_never_seeds_it_and_exits_1_when_a_
     )
     assert ok.returncode == 0, ok.stdout[-4000:] + ok.stderr[-2000:]
     assert "never seeds a database given by DATABASE_URL" in ok.stdout
-    # Without a seeded admin it enqueues with the pg_cron migration's own commands.
-    assert "pg_cron command of job-queue-game-platform-sync" in ok.stdout
+    # Without a seeded admin it enqueues through lib.queue, with the payloads the triggers store.
+    assert "enqueued game_platform_sync" in ok.stdout
+    assert "lib.queue, no admin token" in ok.stdout
     assert not (tmp_path / "dev" / "pgdata").exists(), "no embedded server when DATABASE_URL is given"
     with psycopg.connect(given_database, autocommit=True, prepare_threshold=None) as conn:
         assert conn.execute("select count(*) from profiles").fetchone() == (0,)
@@ -412,37 +413,38 @@ def test_a_cron_tick_through_the_dev_router_runs_the_real_worker_as_vercel_cron(
     assert runs == [{"trigger_source": "vercel_cron", "status": "completed"}]
 
 
-def test_supabase_schedules_come_from_the_migration_and_enqueue_once_per_tick(
-    clean_db: str, sql: psycopg.Connection
-) -> None:
+def test_the_pg_cron_migration_defines_only_the_worker_ping_which_needs_pg_net(clean_db: str) -> None:
     definitions = read_supabase_schedules(clean_db)
-    by_name = {d.job_name: d.schedule for d in definitions}
-    assert by_name == {
-        "job-queue-game-platform-sync": "*/30 * * * *",
-        "job-queue-game-platform-totals-sweep": "0 * * * *",
-        "job-queue-cleanup": "17 3 * * *",
-        "job-queue-worker-ping": "*/5 * * * *",
-    }
-    entries = supabase_schedule_entries(clean_db, definitions)
-    assert "job-queue-worker-ping" not in {e.name for e in entries}, "pg_net is not there locally"
-    outcomes: list[str] = []
-    scheduler = CronScheduler(entries, report=outcomes.append)
-    for _ in range(2):  # two ticks at 12:00: sync and sweep are both due, each enqueued once
+    assert {d.job_name: d.schedule for d in definitions} == {"job-queue-worker-ping": "*/5 * * * *"}
+    assert supabase_schedule_entries(clean_db, definitions) == [], "pg_net is not there locally"
+
+
+def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
+    app_env: Callable[..., None], sql: psycopg.Connection
+) -> None:
+    """The dev server schedules nothing of its own: its Vercel cron call to the worker keeps the schedules."""
+    sql.execute(
+        "insert into job_queue_schedules (name, task_type, payload, cron, next_run_at) values"
+        " ('game_platform_totals_sweep', 'game_platform_totals_sweep',"
+        "  '{\"dryRun\": true, \"coachId\": null, \"batchSize\": 100}', '0 * * * *', now() - interval '1 minute')"
+    )
+    table = RouteTable(ROOT)
+    server = DevHttpServer(("127.0.0.1", 0), table)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        outcomes: list[str] = []
+        scheduler = CronScheduler(vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET), report=outcomes.append)
         scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
-    rows = sql.execute("select task_type, payload from job_queue order by task_type").fetchall()
-    assert rows == [
-        {
-            "task_type": "game_platform_sync",
-            "payload": {"dryRun": False, "coachId": None, "forceFullSync": False, "forceFlashCtfSync": False},
-        },
-        {
-            "task_type": "game_platform_totals_sweep",
-            "payload": {"dryRun": False, "coachId": None, "batchSize": 100, "forceAll": False},
-        },
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "-> 200" in outcomes[0], outcomes
+    jobs = sql.execute("select task_type, payload from job_queue").fetchall()
+    assert jobs == [
+        {"task_type": "game_platform_totals_sweep", "payload": {"dryRun": True, "coachId": None, "batchSize": 100}}
     ]
-    assert not any("FAILED" in o for o in outcomes), outcomes
-    scheduler.tick(datetime(2026, 11, 28, 3, 17, tzinfo=UTC), wait=True)  # the daily cleanup
-    assert any("job-queue-cleanup" in o and "FAILED" not in o for o in outcomes), outcomes
 
 
 @pytest.mark.parametrize(

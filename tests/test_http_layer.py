@@ -241,3 +241,39 @@ def test_no_access_log_line_under_vercels_bridge(capsys):
     assert printed == []
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["event"] for r in lines if r["event"].startswith("http.protocol")] == ["http.protocol_error"]
+
+
+def test_a_caller_that_hung_up_costs_a_log_line_not_a_traceback(capsys):
+    """A kick (or pg_net) leaves before the worker answers: the answer is dropped quietly, the work stands."""
+    from lib.http import json_response, vercel_handler
+
+    finished = threading.Event()
+    answer_written = threading.Event()
+
+    def slow(req):
+        finished.wait(10)
+        return json_response({"big": "x" * 2_000_000})  # more than socket buffers hold: the write must fail
+
+    handler_class = vercel_handler(POST=slow)
+    original_send = handler_class._send
+
+    def send_and_note(self, response):
+        original_send(self, response)
+        answer_written.set()
+
+    handler_class._send = send_and_note
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        conn = socket.create_connection(("127.0.0.1", server.server_address[1]))
+        conn.sendall(b"POST /api/x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        conn.close()  # reset: the caller is gone
+        finished.set()
+        assert answer_written.wait(10)
+    finally:
+        server.shutdown()
+        server.server_close()
+    captured = capsys.readouterr()
+    assert '"event":"http.caller_gone"' in captured.out
+    assert "Traceback" not in captured.err

@@ -19,19 +19,10 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from lib.db import connect
-from lib.queue import Queue
-from lib.settings import load_settings
-from scripts.migrate import apply_migrations
+from scripts.migrate import apply_migrations, discover
 from scripts.pg_cron_cluster import reset_cron_database, start_cluster, unavailable_reason
 
 ENV_VAR = "PG_CRON_TEST_URL"
-SYNC_PAYLOAD = {"dryRun": False, "coachId": None, "forceFullSync": False, "forceFlashCtfSync": False}
-SWEEP_PAYLOAD = {"dryRun": False, "coachId": None, "batchSize": 100, "forceAll": False}
-ENQUEUE_JOBS = {
-    "job-queue-game-platform-sync": ("game_platform_sync", SYNC_PAYLOAD),
-    "job-queue-game-platform-totals-sweep": ("game_platform_totals_sweep", SWEEP_PAYLOAD),
-}
 PING_JOB = "job-queue-worker-ping"
 
 
@@ -81,94 +72,38 @@ def jobs_of(conn: psycopg.Connection[dict[str, Any]], task_type: str) -> list[di
     return conn.execute("select id, payload, status from job_queue where task_type = %s", (task_type,)).fetchall()
 
 
-def test_migrations_schedule_sync_sweep_and_cleanup_in_the_cron_database(cron_sql: psycopg.Connection) -> None:
-    jobs = scheduled(cron_sql)
-    assert {name: j["schedule"] for name, j in jobs.items()} == {
+def test_pg_cron_gets_no_job_of_its_own_without_pg_net(cron_sql: psycopg.Connection) -> None:
+    """The schedules live in the queue (job_queue_schedules); pg_cron's only job would be the worker ping."""
+    assert scheduled(cron_sql) == {}
+    definitions = cron_sql.execute("select job_name, needs_pg_net from job_queue_schedule_definitions()").fetchall()
+    assert definitions == [{"job_name": PING_JOB, "needs_pg_net": True}]
+    names = {r["name"] for r in cron_sql.execute("select name from job_queue_schedules").fetchall()}
+    assert names == {"game_platform_sync", "game_platform_totals_sweep", "job_queue_cleanup"}
+
+
+def test_the_schedules_migration_removes_the_jobs_the_old_pg_cron_migration_installed(
+    cron_sql: psycopg.Connection,
+) -> None:
+    """A database migrated when pg_cron still enqueued the jobs: applying the schedules migration unschedules them."""
+    legacy = {
         "job-queue-game-platform-sync": "*/30 * * * *",
         "job-queue-game-platform-totals-sweep": "0 * * * *",
         "job-queue-cleanup": "17 3 * * *",
     }
-    database = cron_sql.execute("select current_database() as db").fetchone()["db"]
-    assert all(j["active"] and j["database"] == database for j in jobs.values())
+    for name, schedule in legacy.items():
+        cron_sql.execute("select cron.schedule(%s, %s, 'select 1')", (name, schedule))
+    cron_sql.execute("select cron.schedule('someone-elses-job', '0 0 * * *', 'select 1')")
+    migration = next(m for m in discover() if m.name == "job_queue_schedules")
+    try:
+        cron_sql.execute(migration.sql.encode())
+        assert set(scheduled(cron_sql)) == {"someone-elses-job"}
+    finally:
+        cron_sql.execute("select cron.unschedule('someone-elses-job')")
 
 
-@pytest.mark.parametrize("job_name", sorted(ENQUEUE_JOBS))
-def test_each_scheduled_enqueue_adds_exactly_one_job_even_when_run_twice(
-    cron_sql: psycopg.Connection, job_name: str
-) -> None:
-    task_type, payload = ENQUEUE_JOBS[job_name]
-    command = scheduled(cron_sql)[job_name]["command"]
-    first = cron_sql.execute(command).fetchone()
-    second = cron_sql.execute(command).fetchone()
-    assert (first["deduplicated"], second["deduplicated"]) == (False, True)
-    assert first["job_id"] == second["job_id"]
-    rows = jobs_of(cron_sql, task_type)
-    assert [(r["payload"], r["status"]) for r in rows] == [(payload, "pending")]
-
-
-@pytest.mark.parametrize("job_name", sorted(ENQUEUE_JOBS))
-def test_scheduled_enqueue_dedupes_against_the_equal_manual_trigger(
-    cron_sql: psycopg.Connection, cron_db: str, job_name: str
-) -> None:
-    task_type, payload = ENQUEUE_JOBS[job_name]
-    with connect(load_settings({"DATABASE_URL": cron_db})) as db:
-        manual = Queue(db).enqueue_unique(task_type, payload)
-    row = cron_sql.execute(scheduled(cron_sql)[job_name]["command"]).fetchone()
-    assert row["deduplicated"] is True
-    assert row["job_id"] == manual.job_id
-    assert len(jobs_of(cron_sql, task_type)) == 1
-
-
-def test_a_paused_queue_never_piles_up_scheduled_copies(cron_sql: psycopg.Connection) -> None:
-    cron_sql.execute("select job_queue_set_processing(false, 'maintenance')")
-    jobs = scheduled(cron_sql)
-    for _ in range(4):
-        for job_name in ENQUEUE_JOBS:
-            cron_sql.execute(jobs[job_name]["command"])
-    counts = cron_sql.execute("select task_type, count(*) as n from job_queue group by task_type").fetchall()
-    assert {r["task_type"]: r["n"] for r in counts} == {"game_platform_sync": 1, "game_platform_totals_sweep": 1}
-
-
-def test_a_new_scheduled_job_is_enqueued_once_the_previous_one_finished(cron_sql: psycopg.Connection) -> None:
-    command = scheduled(cron_sql)["job-queue-game-platform-sync"]["command"]
-    first = cron_sql.execute(command).fetchone()["job_id"]
-    claimed = cron_sql.execute("select id, lease_token from job_queue_claim(1)").fetchone()
-    assert claimed["id"] == first
-    cron_sql.execute("select job_queue_mark_succeeded(%s, null, %s)", (claimed["id"], claimed["lease_token"]))
-    second = cron_sql.execute(command).fetchone()
-    assert second["deduplicated"] is False
-    assert second["job_id"] != first
-
-
-def test_cleanup_command_removes_old_finished_jobs_and_enqueues_nothing(cron_sql: psycopg.Connection) -> None:
-    cron_sql.execute(
-        "insert into job_queue (task_type, status, completed_at) values"
-        " ('old', 'succeeded', now() - interval '31 days'), ('recent', 'failed', now() - interval '1 day')"
-    )
-    command = scheduled(cron_sql)["job-queue-cleanup"]["command"]
-    assert cron_sql.execute(command).fetchone()["job_queue_cleanup"] == 1
-    assert cron_sql.execute(command).fetchone()["job_queue_cleanup"] == 0
-    remaining = cron_sql.execute("select task_type from job_queue").fetchall()
-    assert [r["task_type"] for r in remaining] == ["recent"]
-
-
-def test_installing_again_replaces_each_schedule_by_name(cron_sql: psycopg.Connection) -> None:
-    before = scheduled(cron_sql)
-    jobid = cron_sql.execute("select jobid from cron.job where jobname = 'job-queue-game-platform-sync'").fetchone()[
-        "jobid"
-    ]
-    cron_sql.execute("select cron.alter_job(%s, schedule := '1 1 1 1 *')", (jobid,))
-    rows = cron_sql.execute("select * from job_queue_install_schedules()").fetchall()
-    assert {r["job_name"] for r in rows if r["scheduled"]} == set(before)
-    after = scheduled(cron_sql)
-    assert {n: (j["schedule"], j["command"]) for n, j in after.items()} == {
-        n: (j["schedule"], j["command"]) for n, j in before.items()
-    }
-
-
-def test_worker_ping_posts_to_the_vault_endpoint_with_the_runner_secret(cron_sql: psycopg.Connection) -> None:
-    """pg_net and Vault are Supabase's, not Debian's: stand-ins with their signatures record the call."""
-    assert PING_JOB not in scheduled(cron_sql)
+@pytest.fixture
+def pg_net(cron_sql: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """pg_net and Vault are Supabase's, not Debian's: stand-ins with their signatures record the calls."""
     cron_sql.execute(
         """
         create schema net;
@@ -182,29 +117,49 @@ def test_worker_ping_posts_to_the_vault_endpoint_with_the_runner_secret(cron_sql
         """
     )
     try:
-        cron_sql.execute("select * from job_queue_install_schedules()")
-        ping = scheduled(cron_sql)[PING_JOB]
-        assert ping["schedule"] == "*/5 * * * *"
-
-        cron_sql.execute(ping["command"])
-        assert cron_sql.execute("select count(*) as n from net.posted").fetchone()["n"] == 0, (
-            "without both Vault secrets the ping must send nothing"
-        )
-
-        cron_sql.execute(
-            "insert into vault.decrypted_secrets values"
-            " ('job_queue_worker_endpoint', 'https://app.example.com/api/jobs/run'),"
-            " ('job_queue_runner_secret', 's3cret-from-vault')"
-        )
-        cron_sql.execute(ping["command"])
-        posted = cron_sql.execute("select * from net.posted").fetchall()
-        assert len(posted) == 1
-        assert posted[0]["url"] == "https://app.example.com/api/jobs/run"
-        assert posted[0]["headers"]["x-job-runner-secret"] == "s3cret-from-vault"
-        assert posted[0]["body"] == {}
+        yield cron_sql
     finally:
-        cron_sql.execute("select cron.unschedule(%s)", (PING_JOB,))
+        if PING_JOB in scheduled(cron_sql):
+            cron_sql.execute("select cron.unschedule(%s)", (PING_JOB,))
         cron_sql.execute("drop schema net cascade; drop schema vault cascade")
+
+
+def test_installing_again_replaces_the_ping_by_name(pg_net: psycopg.Connection) -> None:
+    pg_net.execute("select * from job_queue_install_schedules()")
+    before = scheduled(pg_net)
+    assert set(before) == {PING_JOB}
+    jobid = pg_net.execute("select jobid from cron.job where jobname = %s", (PING_JOB,)).fetchone()["jobid"]
+    pg_net.execute("select cron.alter_job(%s, schedule := '1 1 1 1 *')", (jobid,))
+    rows = pg_net.execute("select * from job_queue_install_schedules()").fetchall()
+    assert [(r["job_name"], r["scheduled"]) for r in rows] == [(PING_JOB, True)]
+    after = scheduled(pg_net)
+    assert {n: (j["schedule"], j["command"]) for n, j in after.items()} == {
+        n: (j["schedule"], j["command"]) for n, j in before.items()
+    }
+
+
+def test_worker_ping_posts_to_the_vault_endpoint_with_the_runner_secret(pg_net: psycopg.Connection) -> None:
+    assert PING_JOB not in scheduled(pg_net)
+    pg_net.execute("select * from job_queue_install_schedules()")
+    ping = scheduled(pg_net)[PING_JOB]
+    assert ping["schedule"] == "*/5 * * * *"
+
+    pg_net.execute(ping["command"])
+    assert pg_net.execute("select count(*) as n from net.posted").fetchone()["n"] == 0, (
+        "without both Vault secrets the ping must send nothing"
+    )
+
+    pg_net.execute(
+        "insert into vault.decrypted_secrets values"
+        " ('job_queue_worker_endpoint', 'https://app.example.com/api/jobs/run'),"
+        " ('job_queue_runner_secret', 's3cret-from-vault')"
+    )
+    pg_net.execute(ping["command"])
+    posted = pg_net.execute("select * from net.posted").fetchall()
+    assert len(posted) == 1
+    assert posted[0]["url"] == "https://app.example.com/api/jobs/run"
+    assert posted[0]["headers"]["x-job-runner-secret"] == "s3cret-from-vault"
+    assert posted[0]["body"] == {}
 
 
 def test_a_database_other_than_cron_database_name_gets_a_notice_and_no_schedules(cron_admin_url: str) -> None:

@@ -71,4 +71,6 @@ def trigger_source(request: Request, credential: RunnerCredential) -> str:
         return "vercel_cron"
     if agent.startswith("pg_net/"):
         return "pg_net"
+    if agent.startswith("job-queue-kick/"):  # lib/kick.py, right after an enqueue
+        return "kick"
     return "cron_secret" if credential is RunnerCredential.CRON_SECRET else "runner_secret"

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lib.auth.admin import admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, json_response
+from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import JobCursor, JobDetail, JobSummary, Queue, Transition
 from lib.settings import get_settings
@@ -214,6 +215,8 @@ def job_action(request: Request) -> Response:
     )
     if not transition.changed:
         raise _refusal(body.action, transition)
+    if body.action == "retry":
+        kick_worker(settings)  # pending and due now: start it now rather than at the next cron tick
     return json_response(
         {
             "success": True,

@@ -1,11 +1,14 @@
 """`POST /api/admin/jobs/trigger-sync` and `/trigger-totals-sweep`: an admin enqueues a Game Platform job.
 
 The stored payload holds every key with its default filled in, so a trigger
-from the dashboard, one from pg_cron and one from the CLI that mean the same
-thing have the same payload — and therefore the same dedupe key: while an equal
+from the dashboard, one from a schedule (job_queue_schedules) and one from the
+CLI that mean the same thing have the same payload — and therefore the same dedupe key: while an equal
 job is pending or processing, a trigger answers with that job instead of adding
 a second one. The database enforces it (a partial unique index), so concurrent
 clicks cannot race past it.
+
+Right after enqueuing, the worker is kicked (lib/kick.py) when its URL is
+known, so the job starts within about a second.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 from lib.auth.admin import admin_connection
 from lib.http import Request, Response, json_response
 from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
+from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Queue
 from lib.settings import get_settings
@@ -25,6 +29,7 @@ def _trigger(request: Request, model: type[SyncRequest | SweepRequest], task_typ
     with admin_connection(request, settings) as (db, admin):
         params = request.input(model)
         enqueued = Queue(db).enqueue_unique(task_type, params.to_payload())
+    kick_worker(settings)  # committed: start the worker now rather than at the next cron tick
     log(
         "admin.job_triggered",
         task_type=task_type,

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from lib.jobs.context import JobContext
 
@@ -37,6 +37,7 @@ class TaskSpec(NamedTuple):
 BUILTIN_TASK_MODULES: dict[str, str] = {
     "game_platform_sync": "lib.jobs.game_platform_sync",
     "game_platform_totals_sweep": "lib.jobs.game_platform_totals_sweep",
+    "job_queue_cleanup": "lib.jobs.job_queue_cleanup",
 }
 
 
@@ -71,6 +72,45 @@ class TaskRegistry:
 
     def task_types(self) -> list[str]:
         return sorted(set(self._specs) | set(self._lazy))
+
+
+class PayloadRejected(ValueError):
+    """A payload its task's model refuses. `problems`: one `{"field", "message"}` per bad field."""
+
+    def __init__(self, task_type: str, problems: list[dict[str, str]]) -> None:
+        super().__init__(
+            f"invalid payload for {task_type}: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        )
+        self.problems = problems
+
+
+def stored_payload(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
+    """The payload as a job of this task stores it: validated, every default filled in, camelCase keys.
+
+    Equal requests then store equal payloads, hence equal dedupe keys, wherever
+    they come from (admin triggers, schedules, the CLI). A model may name its
+    public form (`to_payload`), leaving out what only its handler writes (a
+    continuation cursor); such a field in `raw` is refused.
+    """
+    try:
+        model = spec.payload_model.model_validate(raw)
+    except ValidationError as exc:
+        raise PayloadRejected(
+            spec.task_type,
+            [
+                {"field": ".".join(str(p) for p in e["loc"]) or "payload", "message": e["msg"]}
+                for e in exc.errors(include_url=False, include_input=False)
+            ],
+        ) from None
+    to_payload = getattr(model, "to_payload", None)
+    payload: dict[str, Any] = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
+    internal = sorted(set(raw) - set(payload))
+    if internal:
+        raise PayloadRejected(
+            spec.task_type,
+            [{"field": name, "message": f"set by the {spec.task_type} handler itself"} for name in internal],
+        )
+    return payload
 
 
 default_registry = TaskRegistry(BUILTIN_TASK_MODULES)

@@ -72,6 +72,8 @@ def render_banner(
     admin_note: str,
     crons: Sequence[CronEntry],
     skipped_schedules: Sequence[ScheduleDefinition],
+    queue_schedules: Sequence[tuple[str, str, bool]] = (),
+    worker_url: str | None = None,
 ) -> str:
     out: list[str] = []
     add = out.append
@@ -91,11 +93,16 @@ def render_banner(
     for path, error in route_errors.items():
         add(f"  NOT SERVED {path}: {error}")
     add("")
-    add("Schedules (UTC), from vercel.json and the pg_cron migration:")
+    add("Schedules (UTC), from vercel.json, the pg_cron migration and the queue's own table:")
     for entry in crons:
         add(f"  [{entry.source:<8}] {entry.expression.text:<14} {entry.name}: {entry.summary}")
     for definition in skipped_schedules:
         add(f"  [supabase] {definition.schedule:<14} {definition.job_name}: not run locally (needs pg_net and Vault)")
+    for name, cron, enabled in queue_schedules:
+        state = "enqueued by each worker call when due" if enabled else "disabled"
+        add(f"  [queue   ] {cron:<14} {name}: {state} (python scripts/jobs.py schedules list)")
+    if worker_url:
+        add(f"  kicks: triggers, retries and `jobs.py enqueue` POST {worker_url} at once (JOB_QUEUE_WORKER_URL)")
     add("")
     add("Paste into a shell, then use the curl commands below:")
     add(f"  export DEV={base_url}")

@@ -1,5 +1,8 @@
 """Cron schedules for the dev server: Vercel's crons and the Supabase (pg_cron) schedules.
 
+Recurring jobs are not here: they are the queue's own (`job_queue_schedules`),
+enqueued by each worker call, which the Vercel cron makes every 5 minutes.
+
 Both lists are read from their sources — `vercel.json` and the database's
 `job_queue_schedule_definitions()` (the pg_cron migration) — never kept here.
 Expressions are standard five-field cron, evaluated in UTC like Vercel Cron and
@@ -171,6 +174,13 @@ def read_supabase_schedules(conninfo: str) -> list[ScheduleDefinition]:
             "select job_name, schedule, command, needs_pg_net, description from job_queue_schedule_definitions()"
         ).fetchall()
     return [ScheduleDefinition(*row) for row in rows]
+
+
+def read_queue_schedules(conninfo: str) -> list[tuple[str, str, bool]]:
+    """The queue's own schedules (name, cron, enabled): enqueued by every worker call, not by this scheduler."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        rows = conn.execute("select name, cron, enabled from job_queue_schedules order by name").fetchall()
+    return [(str(name), str(cron), bool(enabled)) for name, cron, enabled in rows]
 
 
 def run_schedule_command(conninfo: str, command: str) -> list[tuple[Any, ...]]:

@@ -1,20 +1,16 @@
--- Supabase scheduling: pg_cron enqueues the Game Platform jobs and cleans up;
--- optionally pg_net pings the worker (Vault holds its URL and secret).
+-- Supabase scheduling, optional: pg_cron + pg_net ping the worker (Vault holds
+-- its URL and secret), e.g. where Vercel Cron may run only once a day.
 --
--- The schedules are data, listed once in `job_queue_schedule_definitions()`:
--- `job_queue_install_schedules()` hands them to pg_cron, and the local dev
--- server (scripts/dev.py), which has no pg_cron, reads the same rows and runs
--- the same commands on the same cron expressions.
+-- What runs when is not pg_cron's business any more: recurring jobs are rows of
+-- `job_queue_schedules` (migration 20261201000200), enqueued by every worker
+-- invocation. pg_cron's one job is to make such invocations happen. It is
+-- listed in `job_queue_schedule_definitions()`, which
+-- `job_queue_install_schedules()` hands to pg_cron.
 --
 -- Where pg_cron cannot be had (plain PostgreSQL, the embedded test server, a
 -- database other than `cron.database_name`) this migration creates the two
 -- functions, schedules nothing and says so with a NOTICE. After enabling
 -- pg_cron later, run `select * from job_queue_install_schedules();` once.
---
--- The enqueue commands store exactly the payloads the admin trigger endpoints
--- store (every key with its default) and deduplicate with the same
--- `job_queue_payload_key`, so a scheduled job and a manual trigger never run
--- side by side, and a paused queue holds at most one pending copy of each.
 
 create or replace function public.job_queue_schedule_definitions()
 returns table (job_name text, schedule text, command text, needs_pg_net boolean, description text)
@@ -24,31 +20,11 @@ set search_path = public, pg_temp
 as $defs$
     values
     (
-        'job-queue-game-platform-sync',
-        '*/30 * * * *',
-        $cmd$select job_id, deduplicated from public.job_queue_enqueue_unique('game_platform_sync', '{"dryRun": false, "coachId": null}'::jsonb, public.job_queue_payload_key('{"dryRun": false, "coachId": null}'::jsonb))$cmd$,
-        false,
-        'Incremental Game Platform sync every 30 minutes (deduplicated against pending/processing equals).'
-    ),
-    (
-        'job-queue-game-platform-totals-sweep',
-        '0 * * * *',
-        $cmd$select job_id, deduplicated from public.job_queue_enqueue_unique('game_platform_totals_sweep', '{"dryRun": false, "coachId": null, "batchSize": 100}'::jsonb, public.job_queue_payload_key('{"dryRun": false, "coachId": null, "batchSize": 100}'::jsonb))$cmd$,
-        false,
-        'Totals sweep of flagged competitors every hour (deduplicated against pending/processing equals).'
-    ),
-    (
-        'job-queue-cleanup',
-        '17 3 * * *',
-        $cmd$select public.job_queue_cleanup(interval '30 days')$cmd$,
-        false,
-        'Daily at 03:17 UTC: delete finished jobs and worker runs older than 30 days, in bounded batches.'
-    ),
-    (
-        -- Drains the queue from the database side, e.g. on Vercel Hobby where
-        -- Vercel Cron may run only once a day. pg_net POSTs asynchronously after
-        -- the transaction commits; the worker keeps running after pg_net's
-        -- timeout. Until both Vault secrets exist the command sends nothing.
+        -- Drains the queue (and so keeps the schedules) from the database side,
+        -- e.g. on Vercel Hobby where Vercel Cron may run only once a day. pg_net
+        -- POSTs asynchronously after the transaction commits; the worker keeps
+        -- running after pg_net's timeout. Until both Vault secrets exist the
+        -- command sends nothing.
         'job-queue-worker-ping',
         '*/5 * * * *',
         $cmd$select net.http_post(url := s.endpoint, body := '{}'::jsonb, headers := jsonb_build_object('Content-Type', 'application/json', 'x-job-runner-secret', s.secret), timeout_milliseconds := 5000) as request_id from (select (select decrypted_secret from vault.decrypted_secrets where name = 'job_queue_worker_endpoint') as endpoint, (select decrypted_secret from vault.decrypted_secrets where name = 'job_queue_runner_secret') as secret) s where s.endpoint is not null and s.secret is not null$cmd$,

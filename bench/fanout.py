@@ -50,7 +50,7 @@ def _wait_ready(process: subprocess.Popen[str], port: int, limit: float = 120.0)
 
 
 def measure_fanout(admin: str, *, jobs: int, max_parallel: int, report: Report) -> None:
-    heading(f"8. Fan-out: {jobs:,} due no-op jobs from one call, through scripts/dev.py (max parallel {max_parallel})")
+    heading(f"9. Fan-out: {jobs:,} due no-op jobs from one call, through scripts/dev.py (max parallel {max_parallel})")
     with fresh_database(admin, "bench_fanout") as conninfo, tempfile.TemporaryDirectory(prefix="jqfan-") as data:
         port = _free_port()
         runner_secret = "bench-" + secrets.token_urlsafe(16)
@@ -102,7 +102,7 @@ def measure_fanout(admin: str, *, jobs: int, max_parallel: int, report: Report) 
     )
     ok = row[0] == jobs and row[1] == 0 and peak <= max_parallel and seconds < GOAL_SECONDS
     report.add(
-        "8. fan-out: 1,000 due jobs from one call",
+        "9. fan-out: 1,000 due jobs from one call",
         f"{seconds:.1f} s, {rate:,.0f} jobs/s, peak {peak} concurrent (bound {max_parallel}), {row[0]:,} done",
         f"all done, once each, < {GOAL_SECONDS:.0f} s",
         ok,

@@ -67,6 +67,17 @@ class Migration:
         return self.path.read_text(encoding="utf-8")
 
 
+# NOTICEs that only say an `if not exists` found the object there (or that a long
+# name was truncated): on an adopted database there are dozens, and they drown
+# out the notices that say something.
+_QUIET_SQLSTATES = frozenset({"42P06", "42P07", "42701", "42710", "42622"})
+
+
+def _print_notice(notice: psycopg.errors.Diagnostic) -> None:
+    if notice.sqlstate not in _QUIET_SQLSTATES:
+        print(f"  notice: {notice.message_primary}")
+
+
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """The migration files in the order they apply (Supabase CLI: `<version>_<name>.sql`)."""
     migrations = []
@@ -101,8 +112,9 @@ def apply_migrations(
     applied: list[Migration] = []
     with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
         if log:
-            # A migration speaks through NOTICEs (e.g. "pg_cron is not installed: nothing scheduled").
-            conn.add_notice_handler(lambda notice: print(f"  notice: {notice.message_primary}"))
+            # A migration speaks through NOTICEs (e.g. "pg_cron is not installed: nothing scheduled",
+            # or what adopting an existing database converted).
+            conn.add_notice_handler(_print_notice)
         ensure_supabase_compatibility(conn)
         for migration in migrations:
             with conn.transaction():

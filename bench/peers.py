@@ -5,8 +5,9 @@
   `app.run_worker_async(concurrency=1, wait=False)` (wait=False: stop once the
   queue is empty). Other options are the defaults (LISTEN/NOTIFY on, jobs kept
   after they finish), under the standard asyncio loop that `procrastinate worker` uses.
-- pgqueuer: `PgQueuer.from_psycopg_connection(AsyncConnection(autocommit=True))`,
-  the schema from `Queries.install()`, an async no-op entrypoint, one
+- pgqueuer, twice: on psycopg (`PgQueuer.from_psycopg_connection(AsyncConnection(
+  autocommit=True))`) and on asyncpg (`PgQueuer.from_asyncpg_connection(
+  asyncpg.connect(...))`, its fastest driver), the schema from `Queries.install()`, an async no-op entrypoint, one
   `PgQueuer.run(mode=drain)` with the default batch of 10, under uvloop, which
   `pgq run` picks when it is installed (it is a dependency of pgqueuer).
 
@@ -99,7 +100,10 @@ class Procrastinate:
 
 
 class PgQueuer:
-    name = short = "pgqueuer"
+    """pgqueuer on psycopg (AsyncConnection, autocommit)."""
+
+    name = short = "pgqueuer/psycopg"
+    driver = "psycopg"
 
     def __init__(self, conninfo: str) -> None:
         import pgqueuer
@@ -110,29 +114,36 @@ class PgQueuer:
         self.clock = CompletionClock()
         self._run(self._install())
 
-    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+    async def _connect(self) -> Any:
         return await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
 
-    async def _install(self) -> None:
+    def _queries(self, conn: Any) -> Any:
         from pgqueuer import Queries
 
+        return Queries.from_psycopg_connection(conn)
+
+    def _app(self, conn: Any) -> Any:
+        from pgqueuer import PgQueuer as App
+
+        return App.from_psycopg_connection(conn)
+
+    async def _install(self) -> None:
         conn = await self._connect()
         try:
-            await Queries.from_psycopg_connection(conn).install()
+            await self._queries(conn).install()
         finally:
             await conn.close()
 
     def drain_round(self, jobs: int) -> float:
-        return self._run(self._round(jobs))
+        return float(self._run(self._round(jobs)))
 
     async def _round(self, jobs: int) -> float:
-        from pgqueuer import PgQueuer, Queries
         from pgqueuer.domain.types import QueueExecutionMode
 
         conn = await self._connect()
         try:
-            await Queries.from_psycopg_connection(conn).enqueue([NOOP] * jobs, [None] * jobs, [0] * jobs)
-            pgq = PgQueuer.from_psycopg_connection(conn)
+            await self._queries(conn).enqueue([NOOP] * jobs, [None] * jobs, [0] * jobs)
+            pgq = self._app(conn)
             queries: Any = pgq.qm.queries
             write = queries.log_jobs
 
@@ -162,6 +173,35 @@ class PgQueuer:
         if left[0]:
             raise RuntimeError(f"pgqueuer left {left[0]} jobs in its queue after draining")
         return int(ok[0])
+
+
+class PgQueuerAsyncpg(PgQueuer):
+    """pgqueuer on asyncpg, the driver its documentation and `pgq run` default to: its fastest configuration."""
+
+    name = short = "pgqueuer/asyncpg"
+    driver = "asyncpg"
+
+    async def _connect(self) -> Any:
+        import asyncpg
+
+        params = psycopg.conninfo.conninfo_to_dict(self.conninfo)
+        return await asyncpg.connect(
+            host=params.get("host"),
+            port=int(params.get("port") or 5432),
+            user=params.get("user"),
+            password=params.get("password"),
+            database=params.get("dbname"),
+        )
+
+    def _queries(self, conn: Any) -> Any:
+        from pgqueuer import Queries
+
+        return Queries.from_asyncpg_connection(conn)
+
+    def _app(self, conn: Any) -> Any:
+        from pgqueuer import PgQueuer as App
+
+        return App.from_asyncpg_connection(conn)
 
 
 def _pgqueuer_loop() -> tuple[Callable[[Awaitable[Any]], Any], str]:

@@ -19,6 +19,7 @@ Measures (see README, "Benchmarks"):
   6. statements one invocation sends for N jobs
   7. peak memory of one invocation over 10 jobs of 1 MB each
   8. the kick: an admin trigger → its job started, through the dev server
+  9. fan-out: 1,000 due jobs drained from one call through scripts/dev.py's server
 then the Game Platform sync benchmark (bench/bench_sync.py) when it exists.
 
 Nothing here asserts a timing: it prints figures and whether each goal is met.
@@ -49,7 +50,7 @@ import psycopg  # noqa: E402
 from bench.common import Report, heading, line, table  # noqa: E402
 from scripts.local_pg import postgres_server  # noqa: E402
 
-MEASURES = ("drain", "claim", "enqueue", "coldstart", "bundle", "roundtrips", "memory", "kick", "sync")
+MEASURES = ("drain", "claim", "enqueue", "coldstart", "bundle", "roundtrips", "memory", "kick", "fanout", "sync")
 
 
 def machine_description(admin: str) -> list[tuple[str, str]]:
@@ -152,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bench.kick_latency import measure_kick_latency
 
             measure_kick_latency(admin, samples=20, report=report)
+        if "fanout" in selected:
+            from bench.fanout import measure_fanout
+
+            measure_fanout(admin, jobs=1_000, max_parallel=4, report=report)
 
     if "sync" in selected:
         run_sync_benchmark(quick, report)

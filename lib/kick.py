@@ -34,11 +34,19 @@ from lib.settings import Settings, secret_value
 KICK_USER_AGENT = "job-queue-kick/1.0"
 
 
-def kick_worker(settings: Settings) -> None:
-    """Ask the worker to run now; return once it has the request. Never raises."""
+def kick_worker(
+    settings: Settings, *, body: dict[str, object] | None = None, answer_wait_seconds: float | None = None
+) -> bool:
+    """Ask the worker to run now; return once it has the request. Never raises.
+
+    `body`: the worker's parameters (fan-out follow-ups send their chain, lib/fanout.py).
+    `answer_wait_seconds`: overrides JOB_QUEUE_KICK_ANSWER_WAIT_SECONDS (0: hang up once sent).
+    Returns whether the request was sent (and not refused).
+    """
     url = settings.worker_url
     if url is None:
-        return
+        return False
+    wait = settings.kick_answer_wait_seconds if answer_wait_seconds is None else answer_wait_seconds
     parts = urlsplit(url)
     where = f"{parts.scheme}://{parts.hostname}{':' + str(parts.port) if parts.port else ''}{parts.path}"
     headers = {"Content-Type": "application/json", "User-Agent": KICK_USER_AGENT}
@@ -50,28 +58,31 @@ def kick_worker(settings: Settings) -> None:
         headers["Authorization"] = f"Bearer {cron_secret}"
     else:
         log("kick.skipped", "warning", url=where, reason="neither JOB_QUEUE_RUNNER_SECRET nor CRON_SECRET is set")
-        return
+        return False
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     connection = connection_class(parts.hostname or "", parts.port, timeout=settings.kick_connect_timeout_seconds)
     try:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        connection.request("POST", path, body=b"{}", headers=headers)
-        if settings.kick_answer_wait_seconds <= 0 or connection.sock is None:
+        payload = json.dumps(body if body is not None else {}, separators=(",", ":")).encode()
+        connection.request("POST", path, body=payload, headers=headers)
+        if wait <= 0 or connection.sock is None:
             log("kick.sent", url=where, answered=False)
-            return
-        connection.sock.settimeout(settings.kick_answer_wait_seconds)
+            return True
+        connection.sock.settimeout(wait)
         try:
             response = connection.getresponse()
         except TimeoutError:
             log("kick.sent", url=where, answered=False)  # the worker is running: leave it to it
-            return
+            return True
         answer = response.read(2048)
         if response.status == 200:
             log("kick.sent", url=where, answered=True, status=response.status)
-        else:
-            log("kick.refused", "warning", url=where, status=response.status, answer=_error_code(answer))
+            return True
+        log("kick.refused", "warning", url=where, status=response.status, answer=_error_code(answer))
+        return False
     except Exception as exc:  # noqa: BLE001 - a kick never fails its caller
         log("kick.failed", "warning", url=where, error=f"{type(exc).__name__}: {exc}")
+        return False
     finally:
         connection.close()
 

@@ -81,6 +81,14 @@ class RunSummary(NamedTuple):
     error: str | None = None
 
 
+class Admission(NamedTuple):
+    """The answer to a follow-up invocation's request to run (fan-out)."""
+
+    admitted: bool
+    reason: str | None
+    live_runs: int
+
+
 class Transition(NamedTuple):
     """The answer to cancel or retry: `changed` is false when the transition was impossible."""
 
@@ -303,6 +311,25 @@ class Queue:
         assert row is not None
         return int(row["released"])
 
+    # -- fan-out (docs/throughput.md) --------------------------------------------
+
+    def fanout_admit(
+        self, max_parallel: int, generation: int, max_generations: int, chain_started_at: datetime, max_chain: timedelta
+    ) -> Admission:
+        """Admit a follow-up invocation under the bound; call inside the transaction that then begins its run."""
+        row = self.db.fetchone(
+            "select admitted, reason, live_runs from job_queue_fanout_admit(%s, %s, %s, %s, %s)",
+            (max_parallel, generation, max_generations, chain_started_at, max_chain),
+        )
+        assert row is not None
+        return Admission(**row)
+
+    def fanout_slots(self, max_parallel: int) -> int:
+        """How many follow-ups to start now: 0 while paused or with no due job left, else the free places."""
+        row = self.db.fetchone("select job_queue_fanout_slots(%s) as slots", (max_parallel,))
+        assert row is not None
+        return int(row["slots"])
+
     def status_of(self, job_id: UUID) -> str | None:
         row = self.db.fetchone("select status from job_queue where id = %s", (job_id,))
         return row["status"] if row else None
@@ -420,9 +447,10 @@ class Queue:
     ) -> JobPage:
         """Jobs newest first, optionally of one status and/or task type, after a keyset cursor.
 
-        Each filter combination is served by an index on (…, created_at desc, id
-        desc); the unnamed statement is planned with its actual parameters, so the
-        `is null or` arms fold away before planning.
+        Served by the index on (created_at desc, id desc), filtered as it is
+        walked; failed and cancelled jobs by a partial index of their own (see
+        the throughput migration). The unnamed statement is planned with its
+        actual parameters, so the `is null or` arms fold away before planning.
         """
         rows = self.db.fetchall(
             "select id, task_type, status, payload, attempts, max_attempts, left(last_error, 500) as last_error,"

@@ -49,6 +49,14 @@ class Settings(BaseModel):
     worker_lease_margin_seconds: Annotated[float, Field(ge=0)] = Field(
         default=60.0, alias="JOB_WORKER_LEASE_MARGIN_SECONDS"
     )
+    # Fan-out over a backlog (docs/throughput.md): at most this many worker
+    # invocations run at once when invocations start follow-ups; a chain of
+    # follow-ups stops after this many generations or this many seconds.
+    worker_max_parallel: Annotated[int, Field(ge=1, le=64)] = Field(default=4, alias="JOB_WORKER_MAX_PARALLEL")
+    worker_fanout_max_generations: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        default=1000, alias="JOB_WORKER_FANOUT_MAX_GENERATIONS"
+    )
+    worker_fanout_max_seconds: PositiveSeconds = Field(default=240.0, alias="JOB_WORKER_FANOUT_MAX_SECONDS")
     retry_base_seconds: PositiveSeconds = Field(default=30.0, alias="JOB_RETRY_BASE_SECONDS")
     retry_max_seconds: PositiveSeconds = Field(default=3600.0, alias="JOB_RETRY_MAX_SECONDS")
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pydantic import ValidationError
 
 from lib.db import Database
+from lib.fanout import Chain, next_link
 from lib.jobs.context import JobContext, JobNotConfigured, PermanentJobError, RetryJobLater, describe
 from lib.jobs.registry import TaskRegistry, default_registry
 from lib.jsonb import NotStorableAsJson, storable_json
@@ -68,6 +69,11 @@ class JobResult(NamedTuple):
         return body
 
 
+# Starts `count` follow-up invocations carrying `chain`, each claiming up to
+# `limit` jobs; returns how many requests were sent (lib.fanout.start_follow_ups).
+FollowUps = Callable[[Chain, int, int], int]
+
+
 class WorkerReport:
     """What one invocation did, in the response's shape."""
 
@@ -79,8 +85,9 @@ class WorkerReport:
         run_id: int | None = None,
         scheduled: tuple[str, ...] = (),
     ) -> None:
-        self.status = status  # ok | paused
+        self.status = status  # ok | paused | declined (a follow-up refused by the fan-out bound)
         self.scheduled = scheduled  # schedules whose job this invocation enqueued (or found live)
+        self.follow_ups = 0  # follow-up invocations this one started
         self.results: list[JobResult | None] = []  # None: a success not yet recorded
         self.released = 0
         self.paused_reason = paused_reason
@@ -98,6 +105,8 @@ class WorkerReport:
         body: dict[str, Any]
         if self.status == "paused":
             body = {"status": "paused", "processed": 0, "reason": self.paused_reason}
+        elif self.status == "declined":
+            body = {"status": "declined", "processed": 0, "reason": self.paused_reason}
         else:
             body = {
                 "status": "ok",
@@ -105,6 +114,7 @@ class WorkerReport:
                 "succeeded": self.succeeded,
                 "failed": self.failed,
                 "released": self.released,
+                "followUps": self.follow_ups,
                 "results": [r.to_json() for r in self.results if r is not None],
             }
         if self.scheduled:
@@ -167,6 +177,7 @@ class Worker:
         registry: TaskRegistry = default_registry,
         policy: BackoffPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        follow_ups: FollowUps | None = None,
     ) -> None:
         self.db = db
         self.queue = Queue(db)
@@ -174,9 +185,22 @@ class Worker:
         self.registry = registry
         self.policy = policy or BackoffPolicy(settings.retry_base_seconds, settings.retry_max_seconds)
         self.clock = clock
+        self.follow_ups = follow_ups  # None: no fan-out (the worker's URL is not known)
 
-    def run(self, *, limit: int, force: bool, trigger_source: str, started_at: float | None = None) -> WorkerReport:
-        """Drain up to `limit` due jobs within the invocation's time budget."""
+    def run(
+        self,
+        *,
+        limit: int,
+        force: bool,
+        trigger_source: str,
+        started_at: float | None = None,
+        chain: Chain | None = None,
+    ) -> WorkerReport:
+        """Drain up to `limit` due jobs within the invocation's time budget.
+
+        `chain`: this invocation is a follow-up of a fan-out (lib.fanout); it runs
+        only if admitted under the bound, and it may start follow-ups of its own.
+        """
         started_at = self.clock() if started_at is None else started_at
         deadline = started_at + self.settings.worker_max_duration_seconds - self.settings.worker_finish_margin_seconds
         limit = max(1, min(limit, MAX_LIMIT))
@@ -184,7 +208,27 @@ class Worker:
 
         # Names this invocation, so begin_run may be sent again should its reply be lost.
         invocation_id = uuid.uuid4()
-        run, claimed = self.queue.begin_run(trigger_source, limit, force, lease, invocation_id)
+        if chain is not None:
+            # A follow-up: admitted and begun in one transaction, under the admission's lock.
+            with self.db.transaction():
+                admission = self.queue.fanout_admit(
+                    self.settings.worker_max_parallel,
+                    chain.generation,
+                    self.settings.worker_fanout_max_generations,
+                    chain.started_at,
+                    timedelta(seconds=self.settings.worker_fanout_max_seconds),
+                )
+                if not admission.admitted:
+                    log(
+                        "worker.follow_up_declined",
+                        generation=chain.generation,
+                        reason=admission.reason,
+                        live_runs=admission.live_runs,
+                    )
+                    return WorkerReport(status="declined", paused_reason=admission.reason)
+                run, claimed = self.queue.begin_run(trigger_source, limit, force, lease, None)
+        else:
+            run, claimed = self.queue.begin_run(trigger_source, limit, force, lease, invocation_id)
         if run.scheduled:
             log("worker.schedules_enqueued", run_id=run.run_id, schedules=list(run.scheduled))
         if not run.processing_enabled and not force:
@@ -194,6 +238,9 @@ class Worker:
             )
 
         report = WorkerReport(status="ok", run_id=run.run_id, scheduled=run.scheduled)
+        fan_out = self.follow_ups is not None and len(claimed) == limit and run.processing_enabled
+        if fan_out:
+            self._fan_out(chain, report)  # start the follow-ups now: they run while this one works
         successes = _UnrecordedSuccesses()
         started = 0  # jobs begun; the rest of `claimed` is released if the run stops early
         try:
@@ -230,6 +277,8 @@ class Worker:
             self._complete(run.run_id, report, len(claimed), successes, status="failed", error=describe(exc))
             raise
         self._complete(run.run_id, report, len(claimed), successes, status="completed")
+        if fan_out:
+            self._fan_out(chain, report)  # this run is closed: its place is free for another
         log(
             "worker.finished",
             run_id=run.run_id,
@@ -238,9 +287,24 @@ class Worker:
             succeeded=report.succeeded,
             failed=report.failed,
             released=report.released,
+            follow_ups=report.follow_ups,
+            generation=chain.generation if chain else 0,
             duration_ms=int((self.clock() - started_at) * 1000),
         )
         return report
+
+    def _fan_out(self, chain: Chain | None, report: WorkerReport) -> None:
+        """Start as many follow-ups as there are free places, while due jobs remain. Never fails the run."""
+        assert self.follow_ups is not None
+        link = next_link(chain)
+        if link.generation > self.settings.worker_fanout_max_generations:
+            return
+        try:
+            slots = self.queue.fanout_slots(self.settings.worker_max_parallel)
+            if slots:
+                report.follow_ups += self.follow_ups(link, slots, MAX_LIMIT)  # follow-ups claim the most they may
+        except Exception as exc:  # noqa: BLE001 - fan-out is an optimisation; the next cron tick drains the rest
+            log("worker.fan_out_failed", "warning", run_id=report.run_id, error=describe(exc))
 
     def _is_quick(self, job: ClaimedJob) -> bool:
         try:

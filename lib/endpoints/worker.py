@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lib.auth.runner import require_runner_secret, trigger_source
 from lib.db import connect
+from lib.fanout import Chain, start_follow_ups
 from lib.http import Request, Response, model_response
 from lib.settings import get_settings
 from lib.worker import MAX_LIMIT, Worker
@@ -20,6 +21,7 @@ class RunParams(BaseModel):
 
     limit: int = Field(default=5, ge=1, description="jobs to claim; above 10 is capped to 10")
     force: bool = Field(default=False, description="run even while processing is paused")
+    chain: Chain | None = Field(default=None, description="set by a follow-up of a fan-out (lib/fanout.py)")
 
     @field_validator("limit")
     @classmethod
@@ -77,12 +79,20 @@ def run_jobs(request: Request) -> Response:
     settings = get_settings()
     credential = require_runner_secret(request, settings)
     params = request.input(RunParams)
+    follow_ups = None
+    if settings.worker_url is not None:
+        url_settings = settings
+
+        def follow_ups(chain: Chain, count: int, limit: int) -> int:
+            return start_follow_ups(url_settings, chain, count, limit)
+
     with connect(settings) as db:
-        report = Worker(db, settings).run(
+        report = Worker(db, settings, follow_ups=follow_ups).run(
             limit=params.limit,
             force=params.force,
-            trigger_source=trigger_source(request, credential),
+            trigger_source="fanout" if params.chain else trigger_source(request, credential),
             started_at=received_at,
+            chain=params.chain,
         )
     body = report.to_json()
     return model_response(PausedReport if body["status"] == "paused" else RunReport, body)

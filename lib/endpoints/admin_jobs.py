@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from lib.auth.admin import admin_connection
-from lib.endpoints.worker import PausedReport, RunParams, RunReport
+from lib.endpoints.worker import RunParams, report_model
 from lib.errors import InvalidRequest
 from lib.http import Request, Response, model_response
 from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, default_registry, stored_payload
@@ -63,7 +63,7 @@ def run_worker(request: Request) -> Response:
             limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
         )
     body = report.to_json()
-    return model_response(PausedReport if body["status"] == "paused" else RunReport, body)
+    return model_response(report_model(body), body)
 
 
 # -- create --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from lib.endpoints.admin_health import HealthParams, HealthResponse
 from lib.endpoints.admin_jobs import CreateBody, CreatedJob, TaskTypeList, TaskTypesQuery
 from lib.endpoints.admin_schedules import ListQuery, SaveBody, SavedSchedule, ScheduleList
 from lib.endpoints.admin_triggers import TriggerResponse
-from lib.endpoints.worker import PausedReport, RunParams, RunReport
+from lib.endpoints.worker import DeclinedReport, PausedReport, RunParams, RunReport
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 
 # -- the error shape every endpoint shares (built by lib.errors.ApiError.body) -------------
@@ -133,7 +133,10 @@ def _admin_errors(**extra: Answer) -> dict[int, Answer]:
 
 
 _WORKER_ANSWERS = {
-    200: Answer("The invocation's report, or `paused` (nothing claimed).", (RunReport, PausedReport)),
+    200: Answer(
+        "The invocation's report, or `paused` / `declined` (nothing claimed).",
+        (RunReport, PausedReport, DeclinedReport),
+    ),
     400: BAD_INPUT,
     401: UNAUTHORIZED,
     503: UNAVAILABLE,

@@ -74,6 +74,21 @@ class PausedReport(BaseModel):
     reason: str | None
 
 
+class DeclinedReport(BaseModel):
+    """A fan-out follow-up refused by its bound (or by the pause switch): nothing was claimed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["declined"]
+    processed: Literal[0]
+    reason: str | None
+
+
+def report_model(body: dict[str, object]) -> type[BaseModel]:
+    """The published model of a worker report, by its status."""
+    return {"paused": PausedReport, "declined": DeclinedReport}.get(str(body["status"]), RunReport)
+
+
 def run_jobs(request: Request) -> Response:
     received_at = time.monotonic()
     settings = get_settings()
@@ -95,4 +110,4 @@ def run_jobs(request: Request) -> Response:
             chain=params.chain,
         )
     body = report.to_json()
-    return model_response(PausedReport if body["status"] == "paused" else RunReport, body)
+    return model_response(report_model(body), body)

@@ -86,7 +86,8 @@ class DeclinedReport(BaseModel):
 
 def report_model(body: dict[str, object]) -> type[BaseModel]:
     """The published model of a worker report, by its status."""
-    return {"paused": PausedReport, "declined": DeclinedReport}.get(str(body["status"]), RunReport)
+    models: dict[str, type[BaseModel]] = {"paused": PausedReport, "declined": DeclinedReport}
+    return models.get(str(body["status"]), RunReport)
 
 
 def run_jobs(request: Request) -> Response:

@@ -124,6 +124,16 @@ def json_response(body: Any, status: int = 200, **headers: str) -> Response:
     return Response(status=status, body=body, headers=dict(headers))
 
 
+def model_response(model: type[BaseModel], body: dict[str, Any], status: int = 200, **headers: str) -> Response:
+    """A JSON response whose body is first checked against `model`, the shape published in docs/openapi.json.
+
+    The body is sent as built (the model only validates it), so the check cannot
+    change a response; a body that does not match is a bug, answered as a 500.
+    """
+    model.model_validate(body)
+    return Response(status=status, body=body, headers=dict(headers))
+
+
 Endpoint = Callable[[Request], Response]
 
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from lib.db import Database
 from lib.fanout import Chain, next_link
-from lib.jobs.context import JobContext, PermanentJobError, RetryJobLater, describe
+from lib.jobs.context import JobContext, JobNotConfigured, PermanentJobError, RetryJobLater, describe
 from lib.jobs.registry import TaskRegistry, default_registry
 from lib.jsonb import NotStorableAsJson, storable_json
 from lib.observability import capture_job_failure, log
@@ -371,6 +371,8 @@ class Worker:
         try:
             output = self._call_handler(job, deadline)
             stored = None if output is None else _storable_output(output)
+        except JobNotConfigured as exc:
+            return self._hand_back(job, exc, int((self.clock() - started) * 1000))
         except PermanentJobError as exc:
             failure = _Failure(exc, None)
         except RetryJobLater as exc:
@@ -382,6 +384,23 @@ class Worker:
             return _Success(job, stored, int((finished - started) * 1000), finished)
         state = self.queue.mark_failed(job, describe(failure.error), failure.retry_in)
         return self._report(job, state, failure, int((self.clock() - started) * 1000))
+
+    def _hand_back(self, job: ClaimedJob, exc: JobNotConfigured, duration_ms: int) -> JobResult:
+        """A configuration error: the job goes back to pending unstarted, its attempt not spent."""
+        error = describe(exc)
+        released = self.queue.release([job]) == 1
+        status = "pending" if released else (self.queue.status_of(job.id) or "deleted")
+        log("job.not_configured", "warning", **_fields(job), error=error, handed_back=released)
+        capture_job_failure(
+            exc,
+            job_id=str(job.id),
+            task_type=job.task_type,
+            attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            permanent=False,
+        )
+        attempts = job.attempts - 1 if released else job.attempts
+        return JobResult(str(job.id), job.task_type, status, attempts, error, None, duration_ms)
 
     def _call_handler(self, job: ClaimedJob, deadline: float) -> Any:
         spec = self.registry.get(job.task_type)

@@ -1,8 +1,8 @@
 """Run the whole system locally in one command.
 
-    python scripts/dev.py              # serve on http://127.0.0.1:3000 until Ctrl-C
+    make dev                           # (or python scripts/dev.py) http://127.0.0.1:3000 until Ctrl-C
     python scripts/dev.py --port 8080
-    python scripts/dev.py --once       # enqueue a sync and a sweep, drain them, print a summary, exit
+    python scripts/dev.py --once       # (make dev ARGS=--once) enqueue a sync and a sweep, drain, summarize, exit
     python scripts/dev.py --no-schedules   # serve, but run no schedule and send no kick
 
 - Database: `DATABASE_URL` when set (migrated, never seeded); otherwise an
@@ -18,7 +18,8 @@
   worker call enqueues what the queue's own schedules (job_queue_schedules) have
   due. Sets JOB_QUEUE_WORKER_URL to its own worker, so triggers kick it.
 - Prints the URLs, the generated local secrets, an admin access token for the
-  local `SUPABASE_JWT_SECRET`, and curl commands for each endpoint.
+  local `SUPABASE_JWT_SECRET`, and curl commands for each endpoint; serves `/`
+  (an index), `/docs` and `/openapi.json`; logs one line per request.
 - SIGINT / SIGTERM: stops the HTTP server, the schedules, the sandbox and the
   embedded PostgreSQL, in that order, and exits 0.
 
@@ -47,6 +48,9 @@ from typing import Any
 
 if __package__ in (None, ""):  # run as `python scripts/dev.py`: make `lib` and `scripts` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts.requirements_check import require_dev_environment
+
+    require_dev_environment("scripts/dev.py")  # a clear message, not a ModuleNotFoundError, outside .venv
 
 from scripts.devserver.banner import AdminToken, render_banner
 from scripts.devserver.cron import (
@@ -67,6 +71,7 @@ ONCE_TASKS = (
     ("game_platform_totals_sweep", "/api/admin/jobs/trigger-totals-sweep", {"dryRun": False, "batchSize": 100}),
 )
 TOKEN_TTL_HOURS = 12
+DEFAULT_PORT = 3000
 EXIT_OK, EXIT_JOB_FAILED, EXIT_USAGE, EXIT_START_FAILED = 0, 1, 2, 3
 
 
@@ -281,7 +286,7 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
     else:
         from scripts.devserver.sandbox import SANDBOX_LABEL, start_sandbox
 
-        sandbox = start_sandbox(secrets["GAME_PLATFORM_API_TOKEN"].value)
+        sandbox = start_sandbox(secrets["GAME_PLATFORM_API_TOKEN"].value, data_dir)
         stack.callback(_stopping("sandbox Game Platform", sandbox.stop))
         env["GAME_PLATFORM_API_BASE_URL"] = sandbox.base_url
         env["GAME_PLATFORM_API_TOKEN"] = sandbox.token
@@ -289,21 +294,9 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
     configure_environment(env)
     stop.check()
 
-    from scripts.devserver.seed import find_admin, is_seeded, seed_demo_data
+    from scripts.devserver.seed import ensure_demo_data, find_admin
 
-    if not db.embedded:
-        seed_note = "none: the dev server never seeds a database given by DATABASE_URL"
-    elif sandbox is None:
-        seed_note = "none: demo data matches only the sandbox Game Platform"
-    elif is_seeded(db.conninfo):
-        seed_note = "seeded when this database was created (kept)"
-    else:
-        summary = seed_demo_data(db.conninfo, sandbox.dataset)
-        seed_note = (
-            f"seeded now: 1 admin, {summary.coaches} coaches, {summary.competitors} competitors "
-            f"({summary.unlinked_competitors} not on the platform), {summary.teams} teams, "
-            f"{summary.team_members} team members"
-        )
+    seed_note = ensure_demo_data(db.conninfo, embedded=db.embedded, dataset=sandbox.dataset if sandbox else None)
 
     admin: AdminToken | None = None
     admin_note = ""
@@ -316,10 +309,11 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
         admin = AdminToken(token, str(user_id), email, TOKEN_TTL_HOURS)
 
     table = RouteTable(ROOT)
+    port = listen_port(args)
     try:
-        server = DevHttpServer((args.host, args.port), table)
+        server = DevHttpServer((args.host, port), table, access_log=say)
     except OSError as exc:
-        say(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}. Choose another with --port.")
+        say(f"cannot listen on {args.host}:{port}: {exc.strerror or exc}. Choose another with --port.")
         return EXIT_START_FAILED
     base_url = f"http://{args.host}:{server.server_address[1]}"
     server_thread = threading.Thread(target=server.serve_forever, args=(0.1,), name="dev-http", daemon=True)
@@ -362,12 +356,11 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
     if sandbox is not None:
         sandbox.simulate_activity()
 
-    cli_database_url = shlex.quote(db.conninfo) if db.embedded else '"$DATABASE_URL"'
     say(
         render_banner(
             base_url=base_url,
             database=db.description,
-            database_url=cli_database_url,
+            cli_line=cli_hint(db, args.data_dir.resolve(), sandbox is not None),
             migrations_applied=[m.path.name for m in db.applied],
             game_platform=game_platform,
             seed_note=seed_note,
@@ -388,6 +381,27 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
     return EXIT_OK
 
 
+def listen_port(args: argparse.Namespace) -> int:
+    """--port, else 3000; --once talks only to itself, so it takes a free port and runs beside a server on 3000."""
+    if args.port is not None:
+        return int(args.port)
+    return 0 if args.once else DEFAULT_PORT
+
+
+def cli_hint(db: DevDatabase, data_dir: Path, with_sandbox: bool) -> str:
+    """How to run the operator CLI against what this server uses."""
+    python = ".venv/bin/python" if Path(sys.prefix).resolve() == (ROOT / ".venv").resolve() else "python"
+    if db.embedded and data_dir == (ROOT / ".dev").resolve():
+        sandbox = " and the sandbox vendor" if with_sandbox else ""
+        return f"Operator CLI on this database{sandbox}, no variables needed: {python} scripts/jobs.py status"
+    database_url = shlex.quote(db.conninfo) if db.embedded else '"$DATABASE_URL"'
+    exports = [f"DATABASE_URL={database_url}"]
+    for name in ("GAME_PLATFORM_API_BASE_URL", "GAME_PLATFORM_API_TOKEN"):
+        if os.environ.get(name):
+            exports.append(f"{name}={shlex.quote(os.environ[name])}")
+    return f"Operator CLI on this database: export {' '.join(exports)}; {python} scripts/jobs.py status"
+
+
 def _stopping(what: str, action: Callable[[], object]) -> Callable[[], None]:
     def run() -> None:
         started = time.monotonic()
@@ -399,7 +413,12 @@ def _stopping(what: str, action: Callable[[], object]) -> Callable[[], None]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scripts/dev.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--port", type=int, default=3000, help="HTTP port (default 3000; 0 picks a free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"HTTP port (default {DEFAULT_PORT}; with --once a free one; 0 picks a free one)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--once", action="store_true", help="enqueue a sync and a sweep, drain the queue, exit")
     parser.add_argument(

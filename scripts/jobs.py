@@ -1,5 +1,6 @@
 """Operator CLI for the job queue: the same functions the endpoints use, from a terminal.
 
+    python scripts/jobs.py status         # no DATABASE_URL, ./.dev present: the dev database and sandbox
     DATABASE_URL=postgresql://... python scripts/jobs.py status
     python scripts/jobs.py enqueue game_platform_sync --payload '{"dryRun": true}'
     python scripts/jobs.py run --limit 10 --force
@@ -12,9 +13,11 @@
     python scripts/jobs.py schedules set-cron NAME "*/30 * * * *"   |   run-now NAME
 
 Every command reads `DATABASE_URL` (and the bundle's other variables) from the
-environment and goes through lib/queue.py, lib/worker.py and lib/health.py,
-exactly like the endpoints. `--json` prints one JSON document for scripts; the
-worker's JSON log lines go to stderr so stdout stays parseable.
+environment — or, with none set and the dev server's `.dev/` folder present,
+uses the dev database and sandbox vendor, saying so on stderr — and goes
+through lib/queue.py, lib/worker.py and lib/health.py, exactly like the
+endpoints. `--json` prints one JSON document for scripts; the worker's JSON log
+lines go to stderr so stdout stays parseable.
 
 Exit codes: 0 done; 1 done, but it reports trouble (a job failed in `run`, the
 queue is unhealthy in `status`); 2 bad usage or input; 3 no such job or schedule; 4 the
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -38,14 +42,18 @@ from uuid import UUID
 
 if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scripts.requirements_check import require_dev_environment
+
+    require_dev_environment("scripts/jobs.py")  # a clear message, not a ModuleNotFoundError, outside .venv
 
 
 from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
 from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
 from lib.queue import DEFAULT_RETENTION_DAYS, JOB_STATUSES, Queue, Schedule
-from lib.settings import Settings, get_settings
+from lib.settings import Settings, get_settings, reload_settings
 from lib.worker import MAX_LIMIT, Worker
+from scripts.devserver.cli_env import dev_environment
 
 EXIT_OK = 0
 EXIT_TROUBLE = 1
@@ -315,8 +323,9 @@ def cmd_show(db: Database, settings: Settings, args: argparse.Namespace) -> Outc
 
 
 def cmd_pause(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
-    state = Queue(db).set_processing(False, args.reason)
-    return EXIT_OK, to_plain(state), f"Processing paused: {state.paused_reason}. Workers now claim nothing."
+    state = Queue(db).set_processing(False, args.reason.strip() or None)
+    reason = state.paused_reason or "no reason given"
+    return EXIT_OK, to_plain(state), f"Processing paused ({reason}). Workers now claim nothing."
 
 
 def cmd_resume(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
@@ -355,7 +364,32 @@ def cmd_cancel(db: Database, settings: Settings, args: argparse.Namespace) -> Ou
     return EXIT_OK, to_plain(transition), f"Job {args.job_id} cancelled (was {transition.previous_status}).{note}"
 
 
+DEFAULT_RETENTION = timedelta(days=DEFAULT_RETENTION_DAYS)
+
+
+def confirm_cleanup(older_than: timedelta, assume_yes: bool) -> None:
+    """Deleting jobs younger than the default window loses history on purpose: ask first, or refuse."""
+    if older_than >= DEFAULT_RETENTION or assume_yes:
+        return
+    window = age(older_than.total_seconds())
+    question = (
+        f"Delete every finished job and worker run older than {window}, "
+        f"more than the default {age(DEFAULT_RETENTION.total_seconds())} window? [y/N] "
+    )
+    if not sys.stdin.isatty():
+        raise CliError(
+            f"refusing to delete finished jobs and runs older than only {window} without asking: "
+            "no terminal to ask; add --yes to confirm",
+            EXIT_USAGE,
+        )
+    print(question, end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise CliError("nothing deleted", EXIT_USAGE)
+
+
 def cmd_cleanup(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
+    confirm_cleanup(args.older_than, args.yes)
     removed = Queue(db).cleanup(args.older_than, batch_size=args.batch_size)
     body = {"removed": removed, "olderThanSeconds": args.older_than.total_seconds()}
     text = f"Removed {removed} finished jobs and worker runs older than {age(args.older_than.total_seconds())}."
@@ -435,7 +469,7 @@ def cmd_schedules_run_now(db: Database, settings: Settings, args: argparse.Names
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scripts/jobs.py",
-        description="Operate the job queue at DATABASE_URL.",
+        description="Operate the job queue at DATABASE_URL (unset: the dev server's database in .dev/).",
         epilog="Exit codes: 0 ok, 1 trouble reported, 2 usage, 3 no such job, 4 impossible transition, 5 unavailable.",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON document (for scripts)")
@@ -469,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("job_id", metavar="ID", type=parse_job_id)
 
     p = command("pause", cmd_pause, "Pause processing: workers claim nothing until resumed (--force overrides).")
-    p.add_argument("--reason", required=True, help="shown by the worker and the health report")
+    p.add_argument("--reason", required=True, help='shown by the worker and the health report ("" for none)')
 
     command("resume", cmd_resume, "Resume processing.")
 
@@ -484,8 +518,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--older-than",
         type=parse_duration,
-        default=timedelta(days=DEFAULT_RETENTION_DAYS),
+        default=DEFAULT_RETENTION,
         help=f"e.g. {DEFAULT_RETENTION_DAYS}d (default), 12h",
+    )
+    p.add_argument(
+        "--yes", action="store_true", help=f"do not ask before deleting jobs younger than {DEFAULT_RETENTION_DAYS}d"
     )
     p.add_argument("--batch-size", type=int, default=1000, help="rows per delete statement (default 1000)")
 
@@ -527,16 +564,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "limit", None) is not None and args.limit < 1:
         _fail("--limit must be at least 1", EXIT_USAGE, args.json)
     try:
-        settings = get_settings()
-        with connect(settings) as db:
-            code, result, text = args.handler(db, settings, args)
+        with dev_environment() as on_dev:
+            settings = reload_settings() if on_dev else get_settings()
+            try:
+                with connect(settings) as db:
+                    code, result, text = args.handler(db, settings, args)
+            finally:
+                if on_dev:
+                    reload_settings()
     except CliError as exc:
         _fail(str(exc), exc.code, args.json)
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_UNAVAILABLE, args.json)
     except ApiError as exc:  # DATABASE_URL unset, database unreachable or timing out
         _fail(exc.message, EXIT_UNAVAILABLE, args.json)
-    print(json.dumps(to_plain(result), indent=2) if args.json else text)
+    try:
+        print(json.dumps(to_plain(result), indent=2) if args.json else text, flush=True)
+    except BrokenPipeError:  # `jobs.py status | head`: the reader left; that is not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     return code
 
 

@@ -237,6 +237,14 @@ def test_who_may_read_health(health_api, headers, status):
         assert "queueCounts" not in response.json
 
 
+@pytest.mark.parametrize("headers", [{}, bearer("garbage"), {"x-job-runner-secret": "wrong"}])
+def test_a_401_names_the_runner_secrets_it_also_accepts(health_api, headers):
+    response = health_api.request("GET", headers=headers)
+    assert response.status == 401
+    assert "x-job-runner-secret" in response.json["message"]
+    assert "JOB_QUEUE_RUNNER_SECRET" in response.json["message"]
+
+
 def test_unset_runner_secret_matches_nothing(health_api, admin_env):
     admin_env(JOB_QUEUE_RUNNER_SECRET=None, CRON_SECRET=None)
     assert health_api.request("GET", headers={"x-job-runner-secret": ""}).status == 401

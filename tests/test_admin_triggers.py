@@ -196,7 +196,7 @@ def test_equal_trigger_while_pending_returns_the_same_job(sync_api, sql):
     assert second.json == {
         "success": True,
         "jobId": first["jobId"],
-        "message": "Incremental sync job enqueued successfully",
+        "message": "deduplicated: an equal job is already queued",
         "deduplicated": True,
     }
     assert len(_jobs(sql)) == 1
@@ -208,6 +208,18 @@ def test_equal_trigger_while_processing_returns_the_same_job(sync_api, sql, queu
     second = sync_api.request("POST", headers=admin_headers()).json
     assert second["jobId"] == first
     assert second["deduplicated"] is True
+    assert second["message"] == "deduplicated: an equal job is already queued"
+
+
+def test_a_deduplicated_sweep_says_so_too(sweep_api, sql):
+    first = sweep_api.request("POST", body={"batchSize": 50}, headers=admin_headers()).json
+    second = sweep_api.request("POST", body={"batchSize": 50}, headers=admin_headers()).json
+    assert first["message"] == "Totals sweep job enqueued successfully"
+    assert (second["jobId"], second["message"], second["deduplicated"]) == (
+        first["jobId"],
+        "deduplicated: an equal job is already queued",
+        True,
+    )
 
 
 def test_trigger_after_the_job_finished_enqueues_a_new_one(sync_api, sql):

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -210,6 +211,15 @@ def test_pause_requires_a_reason(run_cli) -> None:
     assert run_cli("pause")[0] == 2
 
 
+def test_an_empty_reason_is_shown_as_none(run_cli, capsys) -> None:
+    code, out = run_cli("pause", "--reason", "")
+    assert (code, out["paused_reason"]) == (0, None)
+    assert cli.main(["pause", "--reason", "  "]) == 0
+    text = capsys.readouterr().out
+    assert "no reason given" in text
+    assert "None" not in text
+
+
 def test_retry_puts_a_failed_job_back_and_refuses_a_succeeded_one(run_cli, sql) -> None:
     failed = insert_job(sql, "test_noop", status="failed", attempts=5, max_attempts=5, completed_at="now()")
     done = insert_job(sql, "test_noop", status="succeeded", completed_at="now()")
@@ -235,10 +245,44 @@ def test_cancel_stops_a_pending_job_once(run_cli, sql) -> None:
 def test_cleanup_removes_finished_jobs_past_the_age(run_cli, sql) -> None:
     insert_job(sql, "test_noop", status="succeeded", completed_at="2000-01-01T00:00:00Z")
     recent = insert_job(sql, "test_noop", status="succeeded", completed_at="now()")
-    code, out = run_cli("cleanup", "--older-than", "7d")
+    code, out = run_cli("cleanup", "--older-than", "7d", "--yes")
     assert (code, out["removed"]) == (0, 1)
     remaining = [str(r["id"]) for r in sql.execute("select id from job_queue").fetchall()]
     assert remaining == [recent]
+
+
+def test_cleanup_of_the_default_window_or_more_does_not_ask(run_cli, sql) -> None:
+    insert_job(sql, "test_noop", status="succeeded", completed_at="2000-01-01T00:00:00Z")
+    assert run_cli("cleanup")[1]["removed"] == 1
+    insert_job(sql, "test_noop", status="succeeded", completed_at="2000-01-01T00:00:00Z")
+    assert run_cli("cleanup", "--older-than", "60d")[1]["removed"] == 1
+
+
+def test_cleanup_inside_the_default_window_refuses_without_a_terminal_or_yes(run_cli, sql) -> None:
+    insert_job(sql, "test_noop", status="succeeded", completed_at="now()")
+    code, out = run_cli("cleanup", "--older-than", "0d")
+    assert code == 2
+    assert "--yes" in out["error"]
+    assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == 1
+
+
+class _Terminal:
+    def __init__(self, answer: str) -> None:
+        self.answer = answer
+
+    def isatty(self) -> bool:
+        return True
+
+    def readline(self) -> str:
+        return self.answer
+
+
+@pytest.mark.parametrize(("answer", "code", "left"), [("y\n", 0, 0), ("\n", 2, 1), ("no\n", 2, 1)])
+def test_cleanup_inside_the_default_window_asks_at_a_terminal(run_cli, sql, monkeypatch, answer, code, left) -> None:
+    insert_job(sql, "test_noop", status="succeeded", completed_at=datetime.now(UTC) - timedelta(hours=1))
+    monkeypatch.setattr(sys, "stdin", _Terminal(answer))
+    assert run_cli("cleanup", "--older-than", "1m")[0] == code
+    assert sql.execute("select count(*) as n from job_queue").fetchone()["n"] == left
 
 
 # -- as operators run it -------------------------------------------------------------
@@ -256,8 +300,9 @@ def _script(*argv: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_the_script_runs_from_anywhere_and_exits_5_without_a_database(clean_db: str) -> None:
+def test_the_script_runs_from_anywhere_and_exits_5_without_a_database(clean_db: str, tmp_path: Path) -> None:
     base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "POSTGRES_URL")}
+    base["JOB_QUEUE_DEV_DIR"] = str(tmp_path / "no-dev-server-here")
     missing = _script("status", env=base)
     assert missing.returncode == 5
     assert "DATABASE_URL" in missing.stderr
@@ -269,6 +314,22 @@ def test_the_script_runs_from_anywhere_and_exits_5_without_a_database(clean_db: 
     ok = _script("--json", "status", env={**base, "DATABASE_URL": clean_db})
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["healthy"] is True
+
+
+def test_a_reader_that_leaves_early_is_no_error(clean_db: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": clean_db}
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "jobs.py"), "status"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # like `| head` that has read enough: the script's output meets a closed pipe
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert b"Traceback" not in stderr
+    assert b"BrokenPipe" not in stderr
 
 
 # -- schedules -------------------------------------------------------------------

@@ -54,7 +54,6 @@ def test_its_modules_and_styles_are_served_with_their_types(dev_http):
         "/../README.md",
         "/.gitignore",
         "/dashboard/admin-tools/jobs/missing.js",
-        "/",
     ],
 )
 def test_nothing_outside_public_or_unknown_is_served(dev_http, path):

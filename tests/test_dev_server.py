@@ -6,9 +6,11 @@ import http.server
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +52,22 @@ BUNDLE_VARIABLES = (
     "GAME_PLATFORM_API_TOKEN",
     "SENTRY_DSN",
 )
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A folder of the test's own, outside pytest's shared temporary root.
+
+    As root, the embedded PostgreSQL runs as another user, which needs to reach
+    its data folder; another pytest session starting meanwhile on the same
+    machine takes group and other permissions off `/tmp/pytest-of-<user>`, and the
+    server then cannot open (or, stopping, remove) its files there.
+    """
+    path = Path(tempfile.mkdtemp(prefix="jq-dev-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def dev_env(**values: str) -> dict[str, str]:

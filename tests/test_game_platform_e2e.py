@@ -53,7 +53,11 @@ def work(apis, *, method="POST", headers=None):
 def test_trigger_then_worker_syncs_and_then_sweeps(apis, fake, sql):
     users = fake.dataset.competitors()
     first = trigger(apis["sync"])
-    assert trigger(apis["sync"]) == {**first, "deduplicated": True}
+    assert trigger(apis["sync"]) == {
+        **first,
+        "message": "deduplicated: an equal job is already queued",
+        "deduplicated": True,
+    }
 
     body = work(apis)
     assert body["processed"] == 1

@@ -433,11 +433,16 @@ def test_bad_credentials_fail_the_job_naming_the_token_variable(fake, db, sql, c
     assert count(sql, "select count(*) from game_platform_sync_state") == 0
 
 
-def test_an_unset_token_fails_the_job_for_good(fake, db, sql, clean_db, roster):
+def test_an_unset_token_hands_the_job_back_with_its_attempt_unspent(fake, db, sql, clean_db, roster):
     settings = platform_settings(clean_db, fake, GAME_PLATFORM_API_TOKEN="")
-    job = sync(db, settings)
-    assert job["status"] == "failed"
-    assert job["last_error"] == "GAME_PLATFORM_API_TOKEN is not set: the Game Platform cannot be called."
+    job_id = enqueue(db, SYNC, DEFAULT_SYNC)
+    [result] = Worker(db, settings).run(limit=1, force=False, trigger_source="test").results
+    assert (result.status, result.attempts) == ("pending", 0)
+    assert result.last_error == (
+        "configuration error: GAME_PLATFORM_API_TOKEN is not set: the Game Platform cannot be called."
+    )
+    row = sql.execute("select status, attempts from job_queue where id = %s", (job_id,)).fetchone()
+    assert (row["status"], row["attempts"]) == ("pending", 0)
     assert count(sql, "select count(*) from game_platform_sync_runs") == 0
 
 

@@ -9,9 +9,9 @@ on the app's own domain, where the session cookie would do.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.settings import get_settings, secret_value
 
 
@@ -21,13 +21,23 @@ class ConfigQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PublicConfig(BaseModel):
+    """What the page needs to sign in with Supabase; nothing secret (the anon key is public)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    supabase_url: str | None = Field(alias="supabaseUrl")
+    supabase_anon_key: str | None = Field(alias="supabaseAnonKey")
+
+
 def public_config(request: Request) -> Response:
     settings = get_settings()
     request.input(ConfigQuery)
     anon_key = secret_value(settings.supabase_anon_key)
-    return json_response(
+    return model_response(
+        PublicConfig,
         {
             "supabaseUrl": settings.supabase_url.rstrip("/") if settings.supabase_url else None,
             "supabaseAnonKey": anon_key or None,
-        }
+        },
     )

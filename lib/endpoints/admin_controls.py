@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Deletion, JobCursor, JobDetail, JobSummary, Queue, Transition
@@ -44,6 +44,16 @@ class ToggleBody(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="shown while paused; dropped on resume")
 
 
+class ProcessingState(BaseModel):
+    """The pause switch after the change."""
+
+    model_config = ConfigDict(extra="allow")
+
+    processing_enabled: bool = Field(alias="processingEnabled")
+    paused_reason: str | None = Field(alias="pausedReason")
+    updated_at: datetime = Field(alias="updatedAt")
+
+
 def toggle_processing(request: Request) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
@@ -55,12 +65,13 @@ def toggle_processing(request: Request) -> Response:
         paused_reason=state.paused_reason,
         user_id=str(admin.user_id),
     )
-    return json_response(
+    return model_response(
+        ProcessingState,
         {
             "processingEnabled": state.processing_enabled,
             "pausedReason": state.paused_reason,
             "updatedAt": state.updated_at.isoformat(),
-        }
+        },
     )
 
 
@@ -102,6 +113,50 @@ class JobsQuery(BaseModel):
         if self.id is not None and len(self.model_fields_set) > 1:
             raise ValueError("id returns one job; do not combine it with status, taskType, limit or cursor")
         return self
+
+
+class JobSummaryJson(BaseModel):
+    """A job in a list: no output, lastError cut to 500 characters."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: UUID
+    task_type: str = Field(alias="taskType")
+    status: JobStatus
+    payload: Any
+    attempts: int
+    max_attempts: int = Field(alias="maxAttempts")
+    last_error: str | None = Field(alias="lastError")
+    run_at: datetime | None = Field(alias="runAt")
+    created_at: datetime | None = Field(alias="createdAt")
+    updated_at: datetime | None = Field(alias="updatedAt")
+    completed_at: datetime | None = Field(alias="completedAt")
+
+
+class JobDetailJson(JobSummaryJson):
+    """A job in full (the lease token is never shown)."""
+
+    output: Any
+    dedupe_key: str | None = Field(alias="dedupeKey")
+    locked_at: datetime | None = Field(alias="lockedAt")
+    lease_expires_at: datetime | None = Field(alias="leaseExpiresAt")
+
+
+class JobPage(BaseModel):
+    """Newest first; pass nextCursor back as cursor for the next page (null: no more)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    jobs: list[JobSummaryJson]
+    next_cursor: str | None = Field(alias="nextCursor")
+
+
+class OneJob(BaseModel):
+    """`?id=`: one job in full."""
+
+    model_config = ConfigDict(extra="allow")
+
+    job: JobDetailJson
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -153,18 +208,19 @@ def list_jobs(request: Request) -> Response:
             job = queue.get_job(query.id)
             if job is None:
                 raise NotFound(f"No job has id {query.id}.")
-            return json_response({"job": detail_json(job)})
+            return model_response(OneJob, {"job": detail_json(job)})
         page = queue.list_jobs(
             status=query.status,
             task_type=query.task_type,
             limit=query.limit,
             after=decode_cursor(query.cursor) if query.cursor else None,
         )
-    return json_response(
+    return model_response(
+        JobPage,
         {
             "jobs": [summary_json(job) for job in page.jobs],
             "nextCursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
-        }
+        },
     )
 
 
@@ -176,6 +232,18 @@ class ActionBody(BaseModel):
 
     action: Literal["retry", "cancel", "delete"]
     job_id: UUID = Field(alias="jobId")
+
+
+class ActionResult(BaseModel):
+    """The transition made."""
+
+    model_config = ConfigDict(extra="allow")
+
+    success: Literal[True]
+    action: str = Field(description="the action of the request")
+    job_id: UUID = Field(alias="jobId")
+    status: str = Field(description="the job's status now: pending, cancelled, or deleted")
+    previous_status: JobStatus | None = Field(alias="previousStatus")
 
 
 def _refusal(action: str, transition: Transition) -> Conflict:
@@ -214,8 +282,9 @@ def _delete(body: ActionBody, deletion: Deletion | None, admin: AdminSession) ->
             jobId=job_id,
             status=deletion.status,
         )
-    return json_response(
-        {"success": True, "action": "delete", "jobId": job_id, "status": "deleted", "previousStatus": deletion.status}
+    return model_response(
+        ActionResult,
+        {"success": True, "action": "delete", "jobId": job_id, "status": "deleted", "previousStatus": deletion.status},
     )
 
 
@@ -247,12 +316,13 @@ def job_action(request: Request) -> Response:
         raise _refusal(body.action, transition)
     if body.action == "retry":
         kick_worker(settings)  # pending and due now: start it now rather than at the next cron tick
-    return json_response(
+    return model_response(
+        ActionResult,
         {
             "success": True,
             "action": body.action,
             "jobId": str(transition.id),
             "status": transition.status,
             "previousStatus": transition.previous_status,
-        }
+        },
     )

@@ -6,14 +6,17 @@ monitor can watch the status code and a human can read why.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from datetime import datetime
 
-from lib.auth.admin import authenticate, authorize_admin
+from pydantic import BaseModel, ConfigDict, Field
+
+from lib.auth.admin import SessionUser, authenticate, authorize_admin
 from lib.auth.runner import match_runner_secret
 from lib.db import connect
+from lib.errors import Unauthorized
 from lib.health import health_report
-from lib.http import Request, Response, json_response
-from lib.settings import get_settings
+from lib.http import Request, Response, model_response
+from lib.settings import Settings, get_settings
 
 
 class HealthParams(BaseModel):
@@ -22,14 +25,90 @@ class HealthParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _Open(BaseModel):
+    # Keys added later are allowed: the health report grows (schedules, sync runs).
+    model_config = ConfigDict(extra="allow")
+
+
+class QueueCounts(_Open):
+    pending: int
+    processing: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class RecentRun(_Open):
+    """One worker invocation (job_queue_runs)."""
+
+    id: int
+    trigger_source: str = Field(alias="triggerSource")
+    status: str
+    claimed: int | None = None
+    processed: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+    released: int | None = None
+    error: str | None = None
+    started_at: datetime | None = Field(default=None, alias="startedAt")
+    finished_at: datetime | None = Field(default=None, alias="finishedAt")
+    duration_ms: int | None = Field(default=None, alias="durationMs")
+
+
+class RecentJob(_Open):
+    id: str
+    task_type: str = Field(alias="taskType")
+    status: str
+    attempts: int
+    max_attempts: int = Field(alias="maxAttempts")
+    last_error: str | None = Field(default=None, alias="lastError")
+    run_at: datetime | None = Field(default=None, alias="runAt")
+    created_at: datetime | None = Field(default=None, alias="createdAt")
+    updated_at: datetime | None = Field(default=None, alias="updatedAt")
+    completed_at: datetime | None = Field(default=None, alias="completedAt")
+
+
+class HealthResponse(_Open):
+    """The queue's health; the same body with 200 (healthy) and 503 (not)."""
+
+    healthy: bool
+    problems: list[str] = Field(description="one sentence per problem; empty when healthy")
+    processing_enabled: bool = Field(alias="processingEnabled")
+    paused_reason: str | None = Field(alias="pausedReason")
+    queue_counts: QueueCounts = Field(alias="queueCounts")
+    due_pending: int = Field(alias="duePending")
+    oldest_pending_age_seconds: float | None = Field(alias="oldestPendingAgeSeconds")
+    stuck_jobs: int = Field(alias="stuckJobs", description="jobs in processing past their lease")
+    failed_last_24h: int = Field(alias="failedLast24h")
+    last_run_at: datetime | None = Field(alias="lastRunAt")
+    last_run_age_seconds: float | None = Field(alias="lastRunAgeSeconds")
+    recent_runs: list[RecentRun] = Field(alias="recentRuns", description="the last 10 worker runs")
+    recent_jobs: list[RecentJob] = Field(alias="recentJobs", description="the last 10 jobs")
+    max_wait_seconds: float = Field(alias="maxWaitSeconds")
+    checked_at: datetime | None = Field(alias="checkedAt")
+
+
+MONITOR_HINT = (
+    "Monitors may send x-job-runner-secret: <JOB_QUEUE_RUNNER_SECRET> (or Authorization: Bearer <CRON_SECRET>) instead."
+)
+
+
+def _admin_or_explain(request: Request, settings: Settings) -> SessionUser:
+    """The admin session; a 401 names the runner secrets this endpoint also accepts."""
+    try:
+        return authenticate(request, settings)
+    except Unauthorized as exc:
+        raise Unauthorized(f"{exc.message} {MONITOR_HINT}", details=exc.details, **exc.extra) from None
+
+
 def queue_health(request: Request) -> Response:
     settings = get_settings()
     # A runner secret (CRON_SECRET as a bearer, or x-job-runner-secret) is checked
     # first, in constant time; anything else must be an admin session.
-    user = None if match_runner_secret(request, settings) else authenticate(request, settings)
+    user = None if match_runner_secret(request, settings) else _admin_or_explain(request, settings)
     with connect(settings) as db:
         if user is not None:
             authorize_admin(db, user)
         request.input(HealthParams)
         report = health_report(db, settings)
-    return json_response(report.to_json(), status=report.http_status)
+    return model_response(HealthResponse, report.to_json(), status=report.http_status)

@@ -20,9 +20,9 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from lib.auth.admin import admin_connection
-from lib.endpoints.worker import RunParams
+from lib.endpoints.worker import RunParams, report_model
 from lib.errors import InvalidRequest
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, default_registry, stored_payload
 from lib.kick import kick_worker
 from lib.observability import log
@@ -62,7 +62,8 @@ def run_worker(request: Request) -> Response:
         report = Worker(db, admin_worker_settings(settings)).run(
             limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
         )
-    return json_response(report.to_json())
+    body = report.to_json()
+    return model_response(report_model(body), body)
 
 
 # -- create --------------------------------------------------------------------------
@@ -83,6 +84,27 @@ class TaskTypesQuery(BaseModel):
     """No parameters; unknown ones are refused like everywhere else."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class TaskTypeJson(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    task_type: str = Field(alias="taskType")
+    default_payload: dict[str, Any] | None = Field(alias="defaultPayload")
+    payload_schema: dict[str, Any] = Field(alias="payloadSchema", description="the payload model's JSON Schema")
+
+
+class TaskTypeList(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    task_types: list[TaskTypeJson] = Field(alias="taskTypes")
+
+
+class CreatedJob(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    success: bool
+    job_id: str = Field(alias="jobId")
 
 
 def stored_payload_or_400(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +159,7 @@ def list_task_types(request: Request, registry: TaskRegistry = default_registry)
     with admin_connection(request, settings):
         request.input(TaskTypesQuery)
     specs = [spec for name in registry.task_types() if (spec := registry.get(name)) is not None]
-    return json_response({"taskTypes": [task_type_json(spec) for spec in specs]})
+    return model_response(TaskTypeList, {"taskTypes": [task_type_json(spec) for spec in specs]})
 
 
 def create_job(request: Request, registry: TaskRegistry = default_registry) -> Response:
@@ -157,4 +179,4 @@ def create_job(request: Request, registry: TaskRegistry = default_registry) -> R
         max_attempts=body.max_attempts,
         user_id=str(admin.user_id),
     )
-    return json_response({"success": True, "jobId": str(job_id)})
+    return model_response(CreatedJob, {"success": True, "jobId": str(job_id)})

@@ -13,13 +13,14 @@ admin triggers store, so a scheduled job dedupes against an equal trigger.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from lib.auth.admin import admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
 from lib.observability import log
 from lib.queue import Queue
@@ -44,12 +45,42 @@ class SaveBody(BaseModel):
     payload: dict[str, Any] | None = None
 
 
+class ScheduleJson(BaseModel):
+    """A recurring job: what it enqueues, when (five-field cron, UTC), and its last enqueue."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    task_type: str = Field(alias="taskType")
+    payload: Any
+    cron: str
+    enabled: bool
+    next_run_at: datetime = Field(alias="nextRunAt")
+    last_enqueued_at: datetime | None = Field(alias="lastEnqueuedAt")
+    last_job_id: str | None = Field(alias="lastJobId")
+
+
+class ScheduleList(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    schedules: list[ScheduleJson]
+
+
+class SavedSchedule(BaseModel):
+    """The schedule after the change; `created` when it is new (HTTP 201)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    schedule: ScheduleJson
+    created: bool
+
+
 def list_schedules(request: Request) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, _admin):
         request.input(ListQuery)
         schedules = Queue(db).list_schedules()
-    return json_response({"schedules": [s.to_json() for s in schedules]})
+    return model_response(ScheduleList, {"schedules": [s.to_json() for s in schedules]})
 
 
 def _invalid(field: str, message: str) -> InvalidRequest:
@@ -106,4 +137,6 @@ def save_schedule(request: Request) -> Response:
         cron=saved.cron,
         user_id=str(admin.user_id),
     )
-    return json_response({"schedule": saved.to_json(), "created": existing is None}, 201 if existing is None else 200)
+    return model_response(
+        SavedSchedule, {"schedule": saved.to_json(), "created": existing is None}, 201 if existing is None else 200
+    )

@@ -13,15 +13,33 @@ known, so the job starts within about a second.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from lib.auth.admin import admin_connection
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Queue
 from lib.settings import get_settings
+
+DEDUPLICATED_MESSAGE = "deduplicated: an equal job is already queued"
+
+
+class TriggerResponse(BaseModel):
+    """The job that will do the work: a new one, or the equal job already pending or processing."""
+
+    model_config = ConfigDict(extra="allow")
+
+    success: Literal[True]
+    job_id: UUID = Field(alias="jobId")
+    message: str
+    deduplicated: bool = Field(
+        default=False, description="present (true) when an equal job was already queued: jobId is that job"
+    )
 
 
 def _trigger(request: Request, model: type[SyncRequest | SweepRequest], task_type: str, message: str) -> Response:
@@ -39,8 +57,9 @@ def _trigger(request: Request, model: type[SyncRequest | SweepRequest], task_typ
     )
     body: dict[str, Any] = {"success": True, "jobId": str(enqueued.job_id), "message": message}
     if enqueued.deduplicated:
+        body["message"] = DEDUPLICATED_MESSAGE
         body["deduplicated"] = True
-    return json_response(body)
+    return model_response(TriggerResponse, body)
 
 
 def trigger_sync(request: Request) -> Response:

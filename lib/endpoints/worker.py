@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lib.auth.runner import require_runner_secret, trigger_source
 from lib.db import connect
 from lib.fanout import Chain, start_follow_ups
-from lib.http import Request, Response, json_response
+from lib.http import Request, Response, model_response
 from lib.settings import get_settings
 from lib.worker import MAX_LIMIT, Worker
 
@@ -25,6 +27,67 @@ class RunParams(BaseModel):
     @classmethod
     def _cap(cls, value: int) -> int:
         return min(value, MAX_LIMIT)
+
+
+class JobOutcome(BaseModel):
+    """One claimed job: its status after this run."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    task_type: str = Field(alias="taskType")
+    status: Literal["succeeded", "pending", "failed", "cancelled", "processing", "deleted"] = Field(
+        description="pending: a retry is scheduled at retryAt (or the job was handed back unstarted)"
+    )
+    attempts: int
+    last_error: str | None = Field(alias="lastError")
+    duration_ms: int = Field(alias="durationMs")
+    retry_at: datetime | None = Field(default=None, alias="retryAt", description="only when a retry is scheduled")
+    lease_lost: bool = Field(
+        default=False, alias="leaseLost", description="present (true) when this attempt's outcome was not recorded"
+    )
+    job_status: str | None = Field(
+        default=None, alias="jobStatus", description="with leaseLost: what the job's row says now"
+    )
+
+
+class RunReport(BaseModel):
+    """What one worker invocation did."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["ok"]
+    processed: int
+    succeeded: int
+    failed: int = Field(description="failed for good, or awaiting a retry")
+    released: int = Field(description="claimed but not started before the time budget ran out; attempt not spent")
+    results: list[JobOutcome]
+
+
+class PausedReport(BaseModel):
+    """Processing is paused and `force` was not given: nothing was claimed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["paused"]
+    processed: Literal[0]
+    reason: str | None
+
+
+class DeclinedReport(BaseModel):
+    """A fan-out follow-up refused by its bound (or by the pause switch): nothing was claimed."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: Literal["declined"]
+    processed: Literal[0]
+    reason: str | None
+
+
+def report_model(body: dict[str, object]) -> type[BaseModel]:
+    """The published model of a worker report, by its status."""
+    models: dict[str, type[BaseModel]] = {"paused": PausedReport, "declined": DeclinedReport}
+    return models.get(str(body["status"]), RunReport)
 
 
 def run_jobs(request: Request) -> Response:
@@ -47,4 +110,5 @@ def run_jobs(request: Request) -> Response:
             started_at=received_at,
             chain=params.chain,
         )
-    return json_response(report.to_json())
+    body = report.to_json()
+    return model_response(report_model(body), body)

@@ -5,6 +5,8 @@ already validated by the task's pydantic model, `output` a JSON-able value
 stored on the job. To fail, it raises:
 - `PermanentJobError` — retrying cannot help (bad input, a missing record);
 - `RetryJobLater` — retry after the given delay (an upstream `Retry-After`);
+- `JobNotConfigured` — this worker lacks a setting (a vendor token): the job is
+  handed back untouched, its attempt not spent;
 - anything else — a transient failure, retried with the backoff policy.
 
 A long handler watches `ctx.time_left()` and, when the invocation nears its end,
@@ -25,6 +27,16 @@ if TYPE_CHECKING:
 
 class PermanentJobError(Exception):
     """The job cannot succeed by trying again; it fails for good."""
+
+
+class JobNotConfigured(Exception):
+    """This worker lacks a setting the job needs (a vendor token): a configuration error, not the job's.
+
+    The worker hands the job back unstarted, pending with its attempt not spent,
+    and reports the error (log, Sentry warning, the run's results): a worker that
+    is configured runs it, and no amount of failing here uses up its attempts.
+    Raise it only before the handler has changed anything.
+    """
 
 
 class RetryJobLater(Exception):
@@ -60,6 +72,8 @@ def describe(exc: BaseException) -> str:
     name = type(exc).__name__
     if isinstance(exc, PermanentJobError | RetryJobLater):
         return text or name
+    if isinstance(exc, JobNotConfigured):
+        return f"configuration error: {text or name}"
     return f"{name}: {text}" if text else name
 
 

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from lib.game_platform.client import GamePlatformClient
 from lib.game_platform.errors import GamePlatformNotConfigured, GamePlatformRateLimited
 from lib.game_platform.fetching import Budget, VendorOutage
-from lib.jobs.context import JobContext, PermanentJobError, RetryJobLater
+from lib.jobs.context import JobContext, JobNotConfigured, RetryJobLater
 
 MAX_ITEM_ERRORS = 50
 
@@ -61,12 +61,13 @@ def vendor_session(ctx: JobContext) -> Iterator[VendorSession]:
 def as_job_error(exc: Exception) -> Exception:
     """How a run-level failure reaches the queue.
 
-    A missing token is permanent (no retry can help until an operator sets it);
-    a vendor outage behind a rate limit retries when the vendor said to; anything
+    A missing token is this worker's configuration error, not the job's: the job
+    is handed back with its attempt unspent, for a worker that has the token. A
+    vendor outage behind a rate limit retries when the vendor said to; anything
     else (bad credentials, an outage, a database error) retries with backoff.
     """
     if isinstance(exc, GamePlatformNotConfigured):
-        return PermanentJobError(str(exc))
+        return JobNotConfigured(str(exc))
     if isinstance(exc, VendorOutage) and isinstance(exc.last_error, GamePlatformRateLimited):
         retry_after = exc.last_error.retry_after
         if retry_after is not None:

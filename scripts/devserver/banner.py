@@ -21,6 +21,11 @@ EXAMPLE_BODIES: dict[str, dict[str, object]] = {
     "/api/admin/jobs/run-worker": {"limit": 5},
     "/api/admin/jobs/create": {"taskType": "game_platform_sync", "payload": {"dryRun": True}},
 }
+# Requests that change a state the other examples depend on, and the request that undoes each:
+# pasting every example in order must not leave the queue paused.
+UNDO_BODIES: dict[str, dict[str, object]] = {
+    "/api/admin/job-queue/toggle": {"enabled": True},
+}
 EXAMPLE_QUERIES: dict[str, str] = {
     "/api/admin/job-queue/jobs": "?status=failed",
 }
@@ -61,8 +66,13 @@ def curl_for(base: str, route: Route, admin_available: bool) -> list[str]:
         return commands
     auth = '-H "Authorization: Bearer $ADMIN_TOKEN"' if admin_available else "-H 'Authorization: Bearer <token>'"
     if "POST" in methods and "GET" not in methods:
-        body = json.dumps(EXAMPLE_BODIES.get(route.path, {}))
-        return [f'curl -sS -X POST "{url}" {auth} -H "Content-Type: application/json" -d {shlex.quote(body)}']
+        bodies = [EXAMPLE_BODIES.get(route.path, {})]
+        if route.path in UNDO_BODIES:
+            bodies.append(UNDO_BODIES[route.path])
+        return [
+            f'curl -sS -X POST "{url}" {auth} -H "Content-Type: application/json" -d {shlex.quote(json.dumps(body))}'
+            for body in bodies
+        ]
     query = EXAMPLE_QUERIES.get(route.path, "")
     commands = [f'curl -sS "{url}{query}" {auth}']
     if route.path.endswith("/health"):
@@ -74,7 +84,7 @@ def render_banner(
     *,
     base_url: str,
     database: str,
-    database_url: str,
+    cli_line: str,
     migrations_applied: Sequence[str],
     game_platform: str,
     seed_note: str,
@@ -144,6 +154,6 @@ def render_banner(
         for command in curl_for(base_url, route, admin is not None):
             add(f"  {command}")
     add("")
-    add(f"Operator CLI on this database: DATABASE_URL={database_url} python scripts/jobs.py status")
+    add(cli_line)
     add("Ctrl-C stops everything (server, schedules, sandbox, embedded PostgreSQL).")
     return "\n".join(out)

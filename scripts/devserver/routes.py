@@ -19,6 +19,7 @@ import json
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lib.http import REQUEST_READ_TIMEOUT_SECONDS
+from scripts.devserver.pages import PAGE_PATHS, DevPages
 from scripts.devserver.static import static_handler
 from scripts.local_http import LocalHTTPServer
 
@@ -157,17 +159,39 @@ class _NotFound(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _answer
 
 
+class _AccessLogged(BaseHTTPRequestHandler):
+    """Logs one line per request through the server's `access_log`: method, path, status, milliseconds.
+
+    The bundle's handlers keep the stdlib's own access log silent (their JSON
+    logs are what production sees); locally a 400 or 404 should still leave a trace.
+    """
+
+    server: DevHttpServer
+    _status: int | None = None
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._status = code
+        super().send_response(code, message)
+
+    def handle_one_request(self) -> None:
+        started = time.monotonic()
+        self._status = None
+        super().handle_one_request()
+        command = getattr(self, "command", None)
+        if command and self._status is not None and self.server.access_log is not None:
+            elapsed = (time.monotonic() - started) * 1000
+            self.server.access_log(f"{command} {urlsplit(self.path).path} {self._status} {elapsed:.0f} ms")
+
+
 @functools.cache
 def _one_request_per_connection(handler: type[BaseHTTPRequestHandler]) -> type[BaseHTTPRequestHandler]:
-    """The same class, answering one request per connection.
+    """The same class, answering one request per connection, with an access log line.
 
     Routing happens per connection; a kept-alive connection could otherwise carry
     a request for another route into this class. Vercel's edge owns connections in
     production, so this changes nothing the handler can observe.
     """
-    if handler.protocol_version == "HTTP/1.0":
-        return handler
-    return type(handler.__name__, (handler,), {"protocol_version": "HTTP/1.0"})
+    return type(handler.__name__, (_AccessLogged, handler), {"protocol_version": "HTTP/1.0"})
 
 
 def peek_request_target(connection: socket.socket, timeout: float = 10.0) -> str | None:
@@ -192,8 +216,11 @@ def peek_request_target(connection: socket.socket, timeout: float = 10.0) -> str
 class DevHttpServer(LocalHTTPServer):
     """One port for every api file; each request is answered by its route's own handler class."""
 
-    def __init__(self, address: tuple[str, int], table: RouteTable) -> None:
+    def __init__(
+        self, address: tuple[str, int], table: RouteTable, *, access_log: Callable[[str], None] | None = None
+    ) -> None:
         self.table = table
+        self.access_log = access_log
         self.static = static_handler(table.root / "public")
         super().__init__(address, _NotFound)
 
@@ -201,9 +228,11 @@ class DevHttpServer(LocalHTTPServer):
         target = peek_request_target(request)
         path = urlsplit(target).path if target else None
         handler: type[BaseHTTPRequestHandler]
-        if path is not None and path != "/api" and not path.startswith("/api/"):
+        if path in PAGE_PATHS:  # the dev server's own pages: /, /docs, /openapi.json
+            handler = DevPages
+        elif path is not None and path != "/api" and not path.startswith("/api/"):
             handler = self.static
         else:
             route = self.table.find(path) if path else None
-            handler = _one_request_per_connection(route.handler) if route else _NotFound
-        handler(request, client_address, self)
+            handler = route.handler if route else _NotFound
+        _one_request_per_connection(handler)(request, client_address, self)

@@ -152,3 +152,23 @@ def find_admin(conninfo: str) -> tuple[uuid.UUID, str | None] | None:
             "select id, email from profiles where role = 'admin' order by (id = %s) desc, id limit 1", (ADMIN_ID,)
         ).fetchone()
     return (row[0], row[1]) if row else None
+
+
+def ensure_demo_data(conninfo: str, *, embedded: bool, dataset: Dataset | None) -> str:
+    """Seed a database the dev server created itself, once, with the sandbox's roster; say what was done.
+
+    Every start calls this; only the first start on a new embedded database
+    inserts anything, so restarts never add rows.
+    """
+    if not embedded:
+        return "none: the dev server never seeds a database given by DATABASE_URL"
+    if dataset is None:
+        return "none: demo data matches only the sandbox Game Platform"
+    if is_seeded(conninfo):
+        return "seeded when this database was created (kept)"
+    summary = seed_demo_data(conninfo, dataset)
+    return (
+        f"seeded now: 1 admin, {summary.coaches} coaches, {summary.competitors} competitors "
+        f"({summary.unlinked_competitors} not on the platform), {summary.teams} teams, "
+        f"{summary.team_members} team members"
+    )

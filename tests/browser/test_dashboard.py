@@ -146,7 +146,7 @@ class DevServer:
 
     @property
     def database_url(self) -> str:
-        match = re.search(r"Operator CLI on this database: DATABASE_URL=(.+?) python scripts/jobs.py", self.output)
+        match = re.search(r"Operator CLI on this database: export DATABASE_URL=('[^']*'|\S+)", self.output)
         assert match, self.output[-3000:]
         return shlex.split(match.group(1))[0]
 

@@ -67,6 +67,17 @@ ADOPTED_KEYS = {"game_platform_sync_runs": ("original_id",), "job_queue_settings
 # -- building and reading databases -----------------------------------------------------
 
 
+@pytest.fixture(scope="module")
+def admin_conninfo(admin_conninfo: str) -> str:
+    """The server itself, never a pooler: adoption is a migration, run on a direct connection.
+
+    docs/adoption.md migrates, dumps and restores over the direct connection string, as
+    pg_dump, pg_restore and session-level settings need; CI's pooled pass sets
+    DIRECT_DATABASE_URL to the PostgreSQL behind PgBouncer.
+    """
+    return os.environ.get("DIRECT_DATABASE_URL", "").strip() or admin_conninfo
+
+
 def build_origin(admin_conninfo: str, era: str, tweak: str | None = None) -> str:
     """A new database shaped like the original app's `era`, with its rows (and `tweak` SQL run last)."""
     conninfo = create_database(admin_conninfo, prefix=f"jq_origin_{era}")

@@ -149,7 +149,8 @@ def services() -> Iterator[tuple[dict[str, str], Any]]:
             conn.execute(
                 "insert into profiles (id, role, email) values (%s, 'admin', 'admin@example.com')", (ADMIN_ID,)
             )
-        sandbox = start_sandbox(matrix.VENDOR_TOKEN)
+        sandbox_dir = Path(tempfile.mkdtemp(prefix="vercelcheck-sandbox-"))
+        sandbox = start_sandbox(matrix.VENDOR_TOKEN, sandbox_dir)
         try:
             seed_demo_data(conninfo, sandbox.dataset)
             app_env = {
@@ -174,6 +175,7 @@ def services() -> Iterator[tuple[dict[str, str], Any]]:
                     dev.server_close()
         finally:
             sandbox.stop()
+            shutil.rmtree(sandbox_dir, ignore_errors=True)
 
 
 def log_problems(where: str, lines: list[str]) -> list[str]:

@@ -239,12 +239,42 @@ begin
 end
 $$;
 
--- Records the invocation's held successes (fenced: a job is marked only if it
--- is still `processing` under the lease token given for it, as
--- job_queue_mark_succeeded) and closes the run with its counts; the successes
--- actually recorded are added to p_succeeded. Returns the jobs it marked; a
--- held job missing from the result had lost its lease. Commits without waiting
--- for the WAL flush, as job_queue_begin_run.
+-- Successes recorded in one statement, fenced as job_queue_mark_succeeded: a
+-- job is marked only if it is still `processing` under the lease token given
+-- for it, so a job cancelled or taken over meanwhile is left alone and simply
+-- absent from the result. (PL/pgSQL, so that its plan is kept.)
+create or replace function public.job_queue_mark_succeeded_batch(
+    p_ids uuid[],
+    p_outputs jsonb[],
+    p_lease_tokens uuid[]
+)
+returns table (id uuid, status text, attempts integer, max_attempts integer, run_at timestamptz, last_error text)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+begin
+    return query
+    update job_queue j
+       set status = 'succeeded',
+           output = f.output,
+           last_error = null,
+           completed_at = now(),
+           updated_at = now(),
+           lease_token = null,
+           lease_expires_at = null
+      from unnest(p_ids, p_outputs, p_lease_tokens) as f(id, output, lease_token)
+     where j.id = f.id
+       and j.status = 'processing'
+       and j.lease_token = f.lease_token
+    returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error;
+end
+$$;
+
+-- Records the invocation's held successes (job_queue_mark_succeeded_batch) and
+-- closes the run with its counts; the successes actually recorded are added to
+-- p_succeeded. Returns the jobs it marked; a held job missing from the result
+-- had lost its lease. Commits without waiting for the WAL flush, as
+-- job_queue_begin_run.
 create or replace function public.job_queue_complete_run(
     p_run_id bigint,
     p_status text,
@@ -268,19 +298,8 @@ begin
     perform set_config('synchronous_commit', 'off', true);
     if cardinality(p_succeeded_ids) > 0 then
         return query
-        update job_queue j
-           set status = 'succeeded',
-               output = f.output,
-               last_error = null,
-               completed_at = now(),
-               updated_at = now(),
-               lease_token = null,
-               lease_expires_at = null
-          from unnest(p_succeeded_ids, p_outputs, p_lease_tokens) as f(id, output, lease_token)
-         where j.id = f.id
-           and j.status = 'processing'
-           and j.lease_token = f.lease_token
-        returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error;
+        select m.id, m.status, m.attempts, m.max_attempts, m.run_at, m.last_error
+          from job_queue_mark_succeeded_batch(p_succeeded_ids, p_outputs, p_lease_tokens) m;
         get diagnostics v_marked = row_count;
     end if;
     update job_queue_runs r
@@ -296,3 +315,7 @@ begin
      where r.id = p_run_id;
 end
 $$;
+
+-- Inlined above: the run row is written by job_queue_begin_run and job_queue_complete_run alone.
+drop function if exists public.job_queue_run_start(text, integer, boolean);
+drop function if exists public.job_queue_run_finish(bigint, text, integer, integer, integer, integer, integer, text);

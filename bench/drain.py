@@ -232,16 +232,16 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
 
         heading("2. Raw ceiling: single-client autocommit trivial update (psycopg loop), same server")
         ceiling_rate = ceiling_tally.rate
-        statements = 2  # per invocation of 10 jobs: begin (run start + claim), complete (successes + run finish)
+        statements = 2  # per invocation of 10 jobs: begin (claim + invocation row), complete (successes + its close)
         line(
             f"{ceiling_rate:,.0f} transactions/s (median of {len(ceiling_tally.round_rates)} samples of "
             f"{ceiling_tx:,}: {median(ceiling_tally.round_rates):,.0f}/s)"
         )
         line(
-            f"a job costs {statements / MAX_LIMIT:.1f} transactions in our worker (begin: run start + claim; "
-            "complete: successes + run finish; per 10 jobs), both committed without waiting for the WAL flush "
-            "(synchronous_commit off for the run's bookkeeping, see the throughput migration), so ours may pass "
-            "this ceiling of flushed commits"
+            f"a job costs {statements / MAX_LIMIT:.1f} transactions in our worker (begin: claim + invocation row; "
+            "complete: successes + its close; per 10 jobs), both committed without waiting for the WAL flush "
+            "(synchronous_commit off for the invocation's bookkeeping, see 20261128000100_job_queue.sql), "
+            "so ours may pass this ceiling of flushed commits"
         )
         line(
             f"ours as the endpoint = {ours / ceiling_rate:.0%} of the ceiling, "
@@ -266,7 +266,7 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
 
 
 def _phase(query: str) -> str:
-    for name in ("begin_run", "complete_run", "claim", "mark_succeeded", "mark_failed", "release"):
+    for name in ("begin_invocation", "complete_invocation", "claim", "mark_succeeded", "mark_failed", "release"):
         if f"job_queue_{name}" in query:
             return name
     return "other statements"
@@ -329,7 +329,7 @@ def breakdown(admin: str, *, invocations: int) -> None:
             for _ in range(invocations):
                 cold.update(_invocation_phases(settings, registry, None))
                 warm.update(_invocation_phases(settings, registry, keep))
-    order = ["connect", "begin_run", "complete_run", "close"]
+    order = ["connect", "begin_invocation", "complete_invocation", "close"]
     order += sorted(k for k in set(cold) | set(warm) if k not in order and not k.startswith("Python"))
     order.append("Python (worker, logs, handler)")
     rows = []

@@ -67,6 +67,10 @@ def _pyc_count(bundle: Path) -> int:
 
 def _build(toolchain: Toolchain, work: Path, out: Path, extra_env: dict[str, str]) -> list[dict[str, Any]]:
     vercel_json = json.loads((work / "vercel.json").read_text())
+    # vercel.json's build.env reaches the builder after our environment (as on Vercel), so the mode
+    # is set there too: otherwise its VERCEL_PYTHON_COMPILEALL=1 would compile the "no bytecode" build.
+    build = vercel_json.setdefault("build", {})
+    build["env"] = {**(build.get("env") or {}), **extra_env}
     entrypoints = api_entrypoints(work)
     results = run_builder(toolchain, work, out, entrypoints, vercel_json, out.with_suffix(".log"), extra_env)
     failed = [r["entrypoint"] for r in results if not r.get("ok")]

@@ -213,9 +213,13 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
             ratios = ", ".join(f"{value / r:.2f}× {name}" for name, r in peers.items())
             line(f"ours ({label}): {ratios}")
         line()
+        round_ratios = [
+            o / f
+            for o, f in zip(tallies[OursAsEndpoint.name].round_rates, tallies[faster_name].round_rates, strict=True)
+        ]
         line(
             f"HEADLINE: ours (as the endpoint) ÷ the fastest peer ({faster_name}) = {ours / faster:.2f}× "
-            f"({ours:,.0f} ÷ {faster:,.0f} jobs/s)"
+            f"({ours:,.0f} ÷ {faster:,.0f} jobs/s; per round {min(round_ratios):.2f}–{max(round_ratios):.2f}×)"
         )
         report.add(
             "1. drain, as the endpoint (warm instance) ÷ fastest peer",

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
+from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Deletion, JobCursor, JobDetail, JobSummary, Queue, Transition
@@ -44,14 +45,14 @@ class ToggleBody(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="shown while paused; dropped on resume")
 
 
-class ProcessingState(BaseModel):
+class ProcessingState(CamelModel):
     """The pause switch after the change."""
 
     model_config = ConfigDict(extra="allow")
 
-    processing_enabled: bool = Field(alias="processingEnabled")
-    paused_reason: str | None = Field(alias="pausedReason")
-    updated_at: datetime = Field(alias="updatedAt")
+    processing_enabled: bool
+    paused_reason: str | None
+    updated_at: datetime
 
 
 def toggle_processing(request: Request) -> Response:
@@ -99,12 +100,12 @@ def decode_cursor(value: str) -> JobCursor:
     return cursor
 
 
-class JobsQuery(BaseModel):
+class JobsQuery(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     id: UUID | None = Field(default=None, description="one job in full; not combined with the list parameters")
     status: JobStatus | None = None
-    task_type: str | None = Field(default=None, alias="taskType", min_length=1, max_length=200)
+    task_type: str | None = Field(default=None, min_length=1, max_length=200)
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -115,40 +116,40 @@ class JobsQuery(BaseModel):
         return self
 
 
-class JobSummaryJson(BaseModel):
+class JobSummaryJson(CamelModel):
     """A job in a list: no output, lastError cut to 500 characters."""
 
     model_config = ConfigDict(extra="allow")
 
     id: UUID
-    task_type: str = Field(alias="taskType")
+    task_type: str
     status: JobStatus
     payload: Any
     attempts: int
-    max_attempts: int = Field(alias="maxAttempts")
-    last_error: str | None = Field(alias="lastError")
-    run_at: datetime | None = Field(alias="runAt")
-    created_at: datetime | None = Field(alias="createdAt")
-    updated_at: datetime | None = Field(alias="updatedAt")
-    completed_at: datetime | None = Field(alias="completedAt")
+    max_attempts: int
+    last_error: str | None
+    run_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    completed_at: datetime | None
 
 
 class JobDetailJson(JobSummaryJson):
     """A job in full (the lease token is never shown)."""
 
     output: Any
-    dedupe_key: str | None = Field(alias="dedupeKey")
-    locked_at: datetime | None = Field(alias="lockedAt")
-    lease_expires_at: datetime | None = Field(alias="leaseExpiresAt")
+    dedupe_key: str | None
+    locked_at: datetime | None
+    lease_expires_at: datetime | None
 
 
-class JobPage(BaseModel):
+class JobPage(CamelModel):
     """Newest first; pass nextCursor back as cursor for the next page (null: no more)."""
 
     model_config = ConfigDict(extra="allow")
 
     jobs: list[JobSummaryJson]
-    next_cursor: str | None = Field(alias="nextCursor")
+    next_cursor: str | None
 
 
 class OneJob(BaseModel):
@@ -227,23 +228,23 @@ def list_jobs(request: Request) -> Response:
 # -- retry, cancel and delete ----------------------------------------------------------
 
 
-class ActionBody(BaseModel):
+class ActionBody(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["retry", "cancel", "delete"]
-    job_id: UUID = Field(alias="jobId")
+    job_id: UUID
 
 
-class ActionResult(BaseModel):
+class ActionResult(CamelModel):
     """The transition made."""
 
     model_config = ConfigDict(extra="allow")
 
     success: Literal[True]
     action: str = Field(description="the action of the request")
-    job_id: UUID = Field(alias="jobId")
+    job_id: UUID
     status: str = Field(description="the job's status now: pending, cancelled, or deleted")
-    previous_status: JobStatus | None = Field(alias="previousStatus")
+    previous_status: JobStatus | None
 
 
 def _refusal(action: str, transition: Transition) -> Conflict:

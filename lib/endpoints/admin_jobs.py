@@ -24,6 +24,7 @@ from lib.endpoints.worker import RunParams, report_model
 from lib.errors import InvalidRequest
 from lib.http import Request, Response, model_response
 from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, default_registry, stored_payload
+from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import DEFAULT_MAX_ATTEMPTS, Queue
@@ -69,12 +70,12 @@ def run_worker(request: Request) -> Response:
 # -- create --------------------------------------------------------------------------
 
 
-class CreateBody(BaseModel):
+class CreateBody(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_type: str = Field(alias="taskType", min_length=1, max_length=200)
+    task_type: str = Field(min_length=1, max_length=200)
     payload: dict[str, Any] = Field(default_factory=dict, description="validated by the task type's model")
-    run_at: AwareDatetime | None = Field(default=None, alias="runAt", description="due time; now when absent")
+    run_at: AwareDatetime | None = Field(default=None, description="due time; now when absent")
     max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = Field(
         default=DEFAULT_MAX_ATTEMPTS, alias="maxAttempts"
     )
@@ -86,25 +87,25 @@ class TaskTypesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskTypeJson(BaseModel):
+class TaskTypeJson(CamelModel):
     model_config = ConfigDict(extra="allow")
 
-    task_type: str = Field(alias="taskType")
-    default_payload: dict[str, Any] | None = Field(alias="defaultPayload")
-    payload_schema: dict[str, Any] = Field(alias="payloadSchema", description="the payload model's JSON Schema")
+    task_type: str
+    default_payload: dict[str, Any] | None
+    payload_schema: dict[str, Any] = Field(description="the payload model's JSON Schema")
 
 
-class TaskTypeList(BaseModel):
+class TaskTypeList(CamelModel):
     model_config = ConfigDict(extra="allow")
 
-    task_types: list[TaskTypeJson] = Field(alias="taskTypes")
+    task_types: list[TaskTypeJson]
 
 
-class CreatedJob(BaseModel):
+class CreatedJob(CamelModel):
     model_config = ConfigDict(extra="allow")
 
     success: bool
-    job_id: str = Field(alias="jobId")
+    job_id: str
 
 
 def stored_payload_or_400(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:

@@ -27,8 +27,9 @@ from datetime import datetime
 from typing import Any
 
 from lib.db import Database
+from lib.job_status import JobStatus
 from lib.jsonnames import camel_keys
-from lib.queue import JOB_STATUSES, NO_HEALTH_DETAILS, HealthDetails, HealthSnapshot, Queue
+from lib.queue import NO_HEALTH_DETAILS, HealthDetails, HealthSnapshot, Queue
 from lib.settings import Settings
 
 RECENT_ITEMS = 10
@@ -58,7 +59,7 @@ class HealthReport:
             "problems": list(self.problems),
             "processingEnabled": s.processing_enabled,
             "pausedReason": s.paused_reason,
-            "queueCounts": {status: int(getattr(s, status)) for status in JOB_STATUSES},
+            "queueCounts": {status.value: int(getattr(s, status.value)) for status in JobStatus},
             "duePending": s.due_pending,
             "oldestPendingAgeSeconds": _seconds(s.oldest_due_pending_age_seconds),
             "stuckJobs": s.stuck_jobs,

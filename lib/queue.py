@@ -17,7 +17,6 @@ from psycopg.types.json import Jsonb
 from lib.db import Database
 from lib.jsonb import JsonText
 
-JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
 DEFAULT_MAX_ATTEMPTS = 5
 # How old a finished job or worker run must be for the cleanup to delete it: the
 # CLI's `cleanup` default and the `job_queue_cleanup` task's payload default.

@@ -49,8 +49,9 @@ if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` imp
 
 from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
+from lib.job_status import JobStatus
 from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
-from lib.queue import DEFAULT_RETENTION_DAYS, JOB_STATUSES, Queue, Schedule
+from lib.queue import DEFAULT_RETENTION_DAYS, Queue, Schedule
 from lib.settings import Settings, get_settings, reload_settings
 from lib.worker import MAX_LIMIT, Worker
 from scripts.devserver.cli_env import dev_environment
@@ -256,7 +257,7 @@ def cmd_status(db: Database, settings: Settings, args: argparse.Namespace) -> Ou
         f"Queue: {'HEALTHY' if report.healthy else 'UNHEALTHY'}",
         "Processing: "
         + ("enabled" if body["processingEnabled"] else f"PAUSED ({body['pausedReason'] or 'no reason given'})"),
-        "Jobs: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATUSES),
+        "Jobs: " + ", ".join(f"{counts[s]} {s}" for s in JobStatus),
         f"Due now: {body['duePending']} (oldest waiting {age(body['oldestPendingAgeSeconds'])}); "
         f"stuck past lease: {body['stuckJobs']}; failed in 24 h: {body['failedLast24h']}",
         f"Worker last ran: {ago(body['lastRunAt'])}",
@@ -495,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("status", cmd_status, "The health report: counts, ages, problems, recent runs and jobs.")
 
     p = command("list", cmd_list, "Jobs, newest first.")
-    p.add_argument("--status", choices=JOB_STATUSES)
+    p.add_argument("--status", choices=[s.value for s in JobStatus])
     p.add_argument("--type", dest="task_type", help="only this task type")
     p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
 

@@ -23,13 +23,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
+from lib.job_status import JobStatusField
 from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Deletion, JobCursor, JobDetail, JobSummary, Queue, Transition
 from lib.settings import get_settings
-
-JobStatus = Literal["pending", "processing", "succeeded", "failed", "cancelled"]
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -104,7 +103,7 @@ class JobsQuery(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     id: UUID | None = Field(default=None, description="one job in full; not combined with the list parameters")
-    status: JobStatus | None = None
+    status: JobStatusField | None = None
     task_type: str | None = Field(default=None, min_length=1, max_length=200)
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(default=None, min_length=1, max_length=200)
@@ -123,7 +122,7 @@ class JobSummaryJson(CamelModel):
 
     id: UUID
     task_type: str
-    status: JobStatus
+    status: JobStatusField
     payload: Any
     attempts: int
     max_attempts: int
@@ -244,7 +243,7 @@ class ActionResult(CamelModel):
     action: str = Field(description="the action of the request")
     job_id: UUID
     status: str = Field(description="the job's status now: pending, cancelled, or deleted")
-    previous_status: JobStatus | None
+    previous_status: JobStatusField | None
 
 
 def _refusal(action: str, transition: Transition) -> Conflict:

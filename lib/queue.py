@@ -15,6 +15,7 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from lib.db import Database
+from lib.job_views import JobDetailJson, JobSummaryJson
 from lib.jsonb import JsonText
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -469,11 +470,11 @@ class Queue:
                 "limit": limit + 1,
             },
         )
-        jobs = [JobSummary(**row) for row in rows[:limit]]
-        next_cursor = JobCursor(jobs[-1].created_at, jobs[-1].id) if len(rows) > limit else None
+        jobs = [JobSummaryJson.model_validate(row) for row in rows[:limit]]
+        next_cursor = JobCursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
-    def get_job(self, job_id: UUID) -> JobDetail | None:
+    def get_job(self, job_id: UUID) -> JobDetailJson | None:
         """One job in full, or None when no job has this id."""
         row = self.db.fetchone(
             "select id, task_type, status, payload, output, attempts, max_attempts, last_error, dedupe_key,"
@@ -481,7 +482,7 @@ class Queue:
             " from job_queue where id = %s",
             (job_id,),
         )
-        return JobDetail(**row) if row else None
+        return JobDetailJson.model_validate(row) if row else None
 
     def health_snapshot(self, recent: int = 10) -> HealthSnapshot:
         """Counts, ages and recent history in one round trip (`job_queue_health_snapshot`)."""
@@ -549,45 +550,9 @@ class JobCursor(NamedTuple):
     id: UUID
 
 
-class JobSummary(NamedTuple):
-    """A job as listed: everything but its output, the last error cut to 500 characters."""
-
-    id: UUID
-    task_type: str
-    status: str
-    payload: Any
-    attempts: int
-    max_attempts: int
-    last_error: str | None
-    run_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-
-
 class JobPage(NamedTuple):
-    jobs: list[JobSummary]
+    jobs: list[JobSummaryJson]
     next_cursor: JobCursor | None
-
-
-class JobDetail(NamedTuple):
-    """A job in full. The lease token is left out: it is the worker's, not the operator's."""
-
-    id: UUID
-    task_type: str
-    status: str
-    payload: Any
-    output: Any
-    attempts: int
-    max_attempts: int
-    last_error: str | None
-    dedupe_key: str | None
-    run_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    locked_at: datetime | None
-    lease_expires_at: datetime | None
 
 
 class HealthSnapshot(NamedTuple):

@@ -123,6 +123,8 @@ def to_plain(value: Any) -> Any:
     """Records (dataclasses, named tuples), UUIDs and times as JSON-able values."""
     if is_dataclass(value) and not isinstance(value, type):
         return to_plain(asdict(value))
+    if callable(getattr(value, "model_dump", None)):  # a pydantic model, by field name: the CLI speaks Python's
+        return to_plain(value.model_dump(by_alias=False))
     if isinstance(value, tuple) and hasattr(value, "_asdict"):
         return to_plain(value._asdict())
     if isinstance(value, dict):

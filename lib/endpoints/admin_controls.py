@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,10 +24,11 @@ from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
 from lib.job_status import JobStatusField
+from lib.job_views import JobDetailJson, JobSummaryJson
 from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
-from lib.queue import Deletion, JobCursor, JobDetail, JobSummary, Queue, Transition
+from lib.queue import Deletion, JobCursor, Queue, Transition
 from lib.settings import get_settings
 
 MAX_PAGE = 100
@@ -115,33 +116,6 @@ class JobsQuery(CamelModel):
         return self
 
 
-class JobSummaryJson(CamelModel):
-    """A job in a list: no output, lastError cut to 500 characters."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: UUID
-    task_type: str
-    status: JobStatusField
-    payload: Any
-    attempts: int
-    max_attempts: int
-    last_error: str | None
-    run_at: datetime | None
-    created_at: datetime | None
-    updated_at: datetime | None
-    completed_at: datetime | None
-
-
-class JobDetailJson(JobSummaryJson):
-    """A job in full (the lease token is never shown)."""
-
-    output: Any
-    dedupe_key: str | None
-    locked_at: datetime | None
-    lease_expires_at: datetime | None
-
-
 class JobPage(CamelModel):
     """Newest first; pass nextCursor back as cursor for the next page (null: no more)."""
 
@@ -159,46 +133,6 @@ class OneJob(BaseModel):
     job: JobDetailJson
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def summary_json(job: JobSummary) -> dict[str, Any]:
-    return {
-        "id": str(job.id),
-        "taskType": job.task_type,
-        "status": job.status,
-        "payload": job.payload,
-        "attempts": job.attempts,
-        "maxAttempts": job.max_attempts,
-        "lastError": job.last_error,
-        "runAt": _iso(job.run_at),
-        "createdAt": _iso(job.created_at),
-        "updatedAt": _iso(job.updated_at),
-        "completedAt": _iso(job.completed_at),
-    }
-
-
-def detail_json(job: JobDetail) -> dict[str, Any]:
-    return {
-        "id": str(job.id),
-        "taskType": job.task_type,
-        "status": job.status,
-        "payload": job.payload,
-        "output": job.output,
-        "attempts": job.attempts,
-        "maxAttempts": job.max_attempts,
-        "lastError": job.last_error,
-        "dedupeKey": job.dedupe_key,
-        "runAt": _iso(job.run_at),
-        "createdAt": _iso(job.created_at),
-        "updatedAt": _iso(job.updated_at),
-        "completedAt": _iso(job.completed_at),
-        "lockedAt": _iso(job.locked_at),
-        "leaseExpiresAt": _iso(job.lease_expires_at),
-    }
-
-
 def list_jobs(request: Request) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, _admin):
@@ -208,7 +142,7 @@ def list_jobs(request: Request) -> Response:
             job = queue.get_job(query.id)
             if job is None:
                 raise NotFound(f"No job has id {query.id}.")
-            return model_response(OneJob, {"job": detail_json(job)})
+            return model_response(OneJob, {"job": job.to_json()})
         page = queue.list_jobs(
             status=query.status,
             task_type=query.task_type,
@@ -218,7 +152,7 @@ def list_jobs(request: Request) -> Response:
     return model_response(
         JobPage,
         {
-            "jobs": [summary_json(job) for job in page.jobs],
+            "jobs": [job.to_json() for job in page.jobs],
             "nextCursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
         },
     )

@@ -16,6 +16,7 @@ from lib.db import connect
 from lib.errors import Unauthorized
 from lib.health import health_report
 from lib.http import Request, Response, model_response
+from lib.job_views import JobColumns
 from lib.jsonnames import CamelModel
 from lib.settings import Settings, get_settings
 
@@ -56,17 +57,8 @@ class RecentRun(_Open):
     duration_ms: int | None = None
 
 
-class RecentJob(_Open):
-    id: str
-    task_type: str
-    status: str
-    attempts: int
-    max_attempts: int
-    last_error: str | None = None
-    run_at: datetime | None = None
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
-    completed_at: datetime | None = None
+class RecentJob(JobColumns):
+    """One of the newest jobs: the fields every view of a job shows (lib.job_views), lastError cut to 1000."""
 
 
 class HealthResponse(_Open):

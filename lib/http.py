@@ -49,6 +49,7 @@ from lib.errors import (
     PayloadTooLarge,
     ServerMisconfigured,
 )
+from lib.jobs.registry import TaskRegistry, default_registry
 from lib.json_input import UnsafeInput, parse_json, text_problem
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
@@ -71,6 +72,7 @@ class Request(NamedTuple):
     query: tuple[tuple[str, str], ...]
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
+    registry: TaskRegistry = default_registry  # the task types this server runs (its handler class's)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -259,6 +261,9 @@ def _linger(connection: socket.socket) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     routes: ClassVar[dict[str, Endpoint]] = {}
+    # What the endpoints' requests carry as `request.registry`; a test serves a
+    # subclass with a registry of its own (tests/support/api.py).
+    registry: ClassVar[TaskRegistry] = default_registry
     server_version = "job-queue"
     sys_version = ""
     # Socket timeout for reading the request (and writing the answer): a client
@@ -318,7 +323,9 @@ class _Handler(BaseHTTPRequestHandler):
         problems = _header_problems(headers) + _query_problems(query)
         if problems:
             return _error_response(InvalidRequest("The request holds text that cannot be used.", details=problems))
-        return Request(method=self.command, path=split.path, query=query, headers=headers, body=body)
+        return Request(
+            method=self.command, path=split.path, query=query, headers=headers, body=body, registry=self.registry
+        )
 
     def parse_request(self) -> bool:
         self._request_consumed = False

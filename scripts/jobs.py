@@ -50,7 +50,7 @@ if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` imp
 from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
 from lib.job_status import JobStatus
-from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
+from lib.jobs.registry import PayloadRejected, TaskRegistry, default_registry, stored_payload
 from lib.queue import DEFAULT_RETENTION_DAYS, Queue, Schedule
 from lib.settings import Settings, get_settings, reload_settings
 from lib.worker import MAX_LIMIT, Worker
@@ -192,10 +192,10 @@ Outcome = tuple[int, Any, str]
 
 
 def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
-    known = default_registry.task_types()
+    known = args.registry.task_types()
     if args.task_type not in known:
         raise CliError(f"unknown task type {args.task_type!r}; the worker runs: {', '.join(known)}", EXIT_USAGE)
-    spec = default_registry.get(args.task_type)
+    spec = args.registry.get(args.task_type)
     assert spec is not None
     try:
         # Defaults filled in, as the admin triggers and the schedules store it: equal jobs share one dedupe key.
@@ -229,7 +229,9 @@ def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> O
 def cmd_run(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
     # The worker's JSON log lines go to stderr, keeping stdout for the result.
     with contextlib.redirect_stdout(sys.stderr):
-        report = Worker(db, settings).run(limit=args.limit, force=args.force, trigger_source="cli")
+        report = Worker(db, settings, registry=args.registry).run(
+            limit=args.limit, force=args.force, trigger_source="cli"
+        )
     body = report.to_json()
     if report.status == "paused":
         reason = report.paused_reason or "no reason given"
@@ -562,8 +564,10 @@ def _fail(message: str, code: int, as_json: bool) -> NoReturn:
     raise SystemExit(code)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, registry: TaskRegistry = default_registry) -> int:
+    """Run one command; `registry`: the task types `enqueue` accepts and `run` runs (tests pass their own)."""
     args = build_parser().parse_args(argv)
+    args.registry = registry
     if getattr(args, "limit", None) is not None and args.limit < 1:
         _fail("--limit must be at least 1", EXIT_USAGE, args.json)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +14,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from lib.jobs.context import JobContext
-from lib.jobs.registry import TaskSpec, default_registry
+from lib.jobs.registry import TaskRegistry, TaskSpec
 from lib.queue import Queue
 from tests.support.api import ApiServer
 from tests.support.secrets import runner_headers
@@ -53,11 +53,11 @@ class Probe:
 
 
 @pytest.fixture
-def probe() -> Iterator[Probe]:
+def probe(task_registry: TaskRegistry) -> Probe:
+    """The probe task type, in the registry this test's servers run (conftest's `task_registry`)."""
     probe = Probe()
-    default_registry.register(TaskSpec(PROBE, ProbePayload, probe.handle, quick=True))
-    yield probe
-    default_registry.unregister(PROBE)
+    task_registry.register(TaskSpec(PROBE, ProbePayload, probe.handle, quick=True))
+    return probe
 
 
 @pytest.fixture

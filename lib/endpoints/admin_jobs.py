@@ -23,7 +23,7 @@ from lib.auth.admin import admin_connection
 from lib.endpoints.worker import RunParams, report_model
 from lib.errors import InvalidRequest
 from lib.http import Request, Response, model_response
-from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, default_registry, stored_payload
+from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, stored_payload
 from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
@@ -60,7 +60,7 @@ def run_worker(request: Request) -> Response:
     with admin_connection(request, settings) as (db, admin):
         params = request.input(RunParams)
         log("admin.worker_run_requested", limit=params.limit, force=params.force, user_id=str(admin.user_id))
-        report = Worker(db, admin_worker_settings(settings)).run(
+        report = Worker(db, admin_worker_settings(settings), registry=request.registry).run(
             limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
         )
     body = report.to_json()
@@ -155,7 +155,8 @@ def task_type_json(spec: TaskSpec) -> dict[str, Any]:
     return {"taskType": spec.task_type, "defaultPayload": default_payload(spec), "payloadSchema": payload_schema(spec)}
 
 
-def list_task_types(request: Request, registry: TaskRegistry = default_registry) -> Response:
+def list_task_types(request: Request) -> Response:
+    registry = request.registry
     settings = get_settings()
     with admin_connection(request, settings):
         request.input(TaskTypesQuery)
@@ -163,11 +164,11 @@ def list_task_types(request: Request, registry: TaskRegistry = default_registry)
     return model_response(TaskTypeList, {"taskTypes": [task_type_json(spec) for spec in specs]})
 
 
-def create_job(request: Request, registry: TaskRegistry = default_registry) -> Response:
+def create_job(request: Request) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
         body = request.input(CreateBody)
-        spec = _spec(registry, body.task_type)
+        spec = _spec(request.registry, body.task_type)
         payload = stored_payload_or_400(spec, body.payload)
         job_id = Queue(db).enqueue(spec.task_type, payload, run_at=body.run_at, max_attempts=body.max_attempts)
     if body.run_at is None or body.run_at <= datetime.now(UTC):

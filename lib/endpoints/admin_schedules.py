@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from lib.auth.admin import admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
-from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
+from lib.jobs.registry import PayloadRejected, stored_payload
 from lib.jsonnames import CamelModel
 from lib.observability import log
 from lib.queue import Queue
@@ -110,11 +110,11 @@ def save_schedule(request: Request) -> Response:
                 raise _invalid("cron", problem)
         payload = None
         if body.payload is not None or existing is None:
-            spec = default_registry.get(task_type)
+            spec = request.registry.get(task_type)
             if spec is None:
                 raise _invalid(
                     "taskType",
-                    f"unknown task type {task_type!r}; the worker runs: " + ", ".join(default_registry.task_types()),
+                    f"unknown task type {task_type!r}; the worker runs: " + ", ".join(request.registry.task_types()),
                 )
             try:
                 payload = stored_payload(spec, body.payload or {})

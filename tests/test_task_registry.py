@@ -78,3 +78,32 @@ def test_a_worker_runs_the_registry_it_is_given(db, clean_db, queue) -> None:
     job = queue.get_job(job_id)
     assert job is not None
     assert job.output == {"greeting": "hello ops"}
+
+
+def test_the_example_of_docs_jobs_md_runs(db, clean_db, queue) -> None:
+    import re
+    import types
+    from uuid import uuid4
+
+    text = (ROOT / "docs" / "jobs.md").read_text(encoding="utf-8")
+    source = re.search(r"```python\n(# lib/jobs/send_welcome_email\.py\n.*?)```", text, re.S)
+    assert source is not None
+    module = types.ModuleType("send_welcome_email_example")
+    sys.modules[module.__name__] = module  # pydantic resolves the postponed annotations through it
+    try:
+        exec(compile(source.group(1), "docs/jobs.md", "exec"), module.__dict__)
+        registry = TaskRegistry([module.TASK])
+        user = uuid4()
+        good = queue.enqueue("send_welcome_email", {"userId": str(user), "language": "de"})
+        unknown = queue.enqueue("send_welcome_email", {"userId": str(user), "language": "fr"}, max_attempts=3)
+        Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).run(
+            limit=5, force=False, trigger_source="test"
+        )
+    finally:
+        del sys.modules[module.__name__]
+    done = queue.get_job(good)
+    failed = queue.get_job(unknown)
+    assert done is not None
+    assert failed is not None
+    assert (done.status, done.output) == ("succeeded", {"userId": str(user), "message": "Willkommen!", "attempt": 1})
+    assert (failed.status, failed.last_error) == ("failed", "no welcome text in 'fr'")

@@ -22,6 +22,7 @@ from lib.queue import Queue
 from lib.settings import load_settings, reload_settings, variable_names
 from scripts.local_pg import fresh_database, postgres_server
 from tests.support.api import ApiServer
+from tests.support.jobs import JobFactory
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET
 from tests.support.tasks import recorder, test_registry
 
@@ -131,6 +132,12 @@ def sql(clean_db: str) -> Iterator[psycopg.Connection]:
 
     with psycopg.connect(clean_db, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
         yield conn
+
+
+@pytest.fixture
+def job_factory(sql: psycopg.Connection) -> JobFactory:
+    """Stage jobs in any state (tests/support/jobs.py)."""
+    return JobFactory(sql)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from lib.jobs.context import JobContext
 from lib.jobs.registry import TaskRegistry, TaskSpec
 from lib.queue import Queue
 from tests.support.api import ApiServer
+from tests.support.jobs import JobFactory
 from tests.support.secrets import runner_headers
 
 PROBE = "test_fanout_probe"
@@ -135,10 +136,8 @@ def test_a_pause_stops_the_chain(fanout_api, sql, probe, clean_db):
     probe.pause_with = pause
     _enqueue(sql, 200)
     # The first job due pauses the queue: the invocations running finish their batches, and none follows.
-    sql.execute(
-        "update job_queue set payload = '{\"pause\": true}', run_at = now() - interval '1 hour'"
-        " where id = (select id from job_queue limit 1)"
-    )
+    first = sql.execute("select id from job_queue limit 1").fetchone()["id"]
+    JobFactory(sql).stage(first, payload={"pause": True}, due_ago=timedelta(hours=1))
     _post(api)
     counts = _settle(sql)
     assert counts.get("pending", 0) >= 150

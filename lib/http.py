@@ -53,6 +53,7 @@ from lib.jobs.registry import TaskRegistry, default_registry
 from lib.json_input import UnsafeInput, parse_json, text_problem
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
+from lib.validation import field_errors
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_READ_TIMEOUT_SECONDS = 20.0
@@ -139,21 +140,13 @@ def model_response(model: type[BaseModel], body: dict[str, Any], status: int = 2
 Endpoint = Callable[[Request], Response]
 
 
-def _details(exc: ValidationError, source: str) -> list[dict[str, Any]]:
-    details = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        details.append({"field": loc or source, "message": error["msg"], "type": error["type"]})
-    return details
-
-
 def _validate(model: type[ModelT], data: dict[str, str] | bytes, *, source: str) -> ModelT:
     try:
         if isinstance(data, bytes):
             return model.model_validate_json(data, strict=True)
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest("The request has invalid fields.", details=_details(exc, source)) from None
+        raise InvalidRequest("The request has invalid fields.", details=field_errors(exc, whole=source)) from None
 
 
 def _error_response(exc: ApiError) -> Response:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from lib.errors import ConfigurationError
+from lib.validation import field_errors, summary
 
 DEFAULT_GAME_PLATFORM_API_BASE_URL = "https://api.metactf.com/integrations/syned/v1"
 
@@ -165,11 +166,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "environment"
-            problems.append(f"{name}: {error['msg']}")
-        raise ConfigurationError("invalid environment: " + "; ".join(problems)) from None
+        raise ConfigurationError("invalid environment: " + summary(field_errors(exc, whole="environment"))) from None
 
 
 _lock = threading.Lock()

@@ -29,6 +29,7 @@ from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import DEFAULT_MAX_ATTEMPTS, Queue
 from lib.settings import Settings, get_settings
+from lib.validation import within
 from lib.worker import Worker
 
 ADMIN_TRIGGER_SOURCE = "admin_manual"
@@ -117,7 +118,7 @@ def stored_payload_or_400(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]
     except PayloadRejected as exc:
         raise InvalidRequest(
             f"The payload is not valid for {spec.task_type}.",
-            details=[{**p, "field": f"payload.{p['field']}"} for p in exc.problems],
+            details=within("payload", exc.problems),
         ) from None
 
 

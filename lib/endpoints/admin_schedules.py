@@ -26,6 +26,7 @@ from lib.jsonnames import CamelModel
 from lib.observability import log
 from lib.queue import Queue
 from lib.settings import get_settings
+from lib.validation import within
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,99}$"
 
@@ -121,7 +122,7 @@ def save_schedule(request: Request) -> Response:
             except PayloadRejected as exc:
                 raise InvalidRequest(
                     f"The payload is not valid for {task_type}.",
-                    details=[{**p, "field": f"payload.{p['field']}"} for p in exc.problems],
+                    details=within("payload", exc.problems),
                 ) from None
         saved = queue.save_schedule(
             body.name, task_type=body.task_type, payload=payload, cron=body.cron, enabled=body.enabled

@@ -28,6 +28,7 @@ from typing import Any, NamedTuple, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from lib.jobs.context import JobContext
+from lib.validation import Problem, field_errors, summary
 
 Handler = Callable[[JobContext, Any], Any]
 HandlerT = TypeVar("HandlerT", bound=Handler)
@@ -119,13 +120,15 @@ def builtin_registry() -> TaskRegistry:
 
 
 class PayloadRejected(ValueError):
-    """A payload its task's model refuses. `problems`: one `{"field", "message"}` per bad field."""
+    """A payload its task's model refuses. `problems`: one `{"field", "message", "type"}` per bad field."""
 
-    def __init__(self, task_type: str, problems: list[dict[str, str]]) -> None:
-        super().__init__(
-            f"invalid payload for {task_type}: " + "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        )
+    def __init__(self, task_type: str, problems: list[Problem]) -> None:
+        super().__init__(f"invalid payload for {task_type}: {summary(problems)}")
         self.problems = problems
+
+    @classmethod
+    def from_error(cls, task_type: str, exc: ValidationError) -> PayloadRejected:
+        return cls(task_type, field_errors(exc, whole="payload"))
 
 
 def stored_payload(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
@@ -139,20 +142,17 @@ def stored_payload(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
     try:
         model = spec.payload_model.model_validate(raw)
     except ValidationError as exc:
-        raise PayloadRejected(
-            spec.task_type,
-            [
-                {"field": ".".join(str(p) for p in e["loc"]) or "payload", "message": e["msg"]}
-                for e in exc.errors(include_url=False, include_input=False)
-            ],
-        ) from None
+        raise PayloadRejected.from_error(spec.task_type, exc) from None
     to_payload = getattr(model, "to_payload", None)
     payload: dict[str, Any] = to_payload() if callable(to_payload) else model.model_dump(mode="json", by_alias=True)
     internal = sorted(set(raw) - set(payload))
     if internal:
         raise PayloadRejected(
             spec.task_type,
-            [{"field": name, "message": f"set by the {spec.task_type} handler itself"} for name in internal],
+            [
+                {"field": name, "message": f"set by the {spec.task_type} handler itself", "type": "handler_only"}
+                for name in internal
+            ],
         )
     return payload
 

@@ -17,12 +17,9 @@ from psycopg.types.json import Jsonb
 from lib.db import Database
 from lib.job_views import JobDetailJson, JobSummaryJson
 from lib.jsonb import JsonText
+from lib.settings import RETENTION_DAYS
 
 DEFAULT_MAX_ATTEMPTS = 5
-# How old a finished job or worker run must be for the cleanup to delete it: the
-# CLI's `cleanup` default and the `job_queue_cleanup` task's payload default.
-# (`job_queue_cleanup()` in SQL defaults to the same 30 days; a test checks it.)
-DEFAULT_RETENTION_DAYS = 30
 CLEANUP_BATCH_SIZE = 1000
 CLEANUP_MAX_BATCHES = 50
 
@@ -368,7 +365,7 @@ class Queue:
 
     def cleanup(
         self,
-        older_than: timedelta = timedelta(days=DEFAULT_RETENTION_DAYS),
+        older_than: timedelta = timedelta(days=RETENTION_DAYS),
         batch_size: int = CLEANUP_BATCH_SIZE,
         max_batches: int = CLEANUP_MAX_BATCHES,
     ) -> int:

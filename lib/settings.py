@@ -21,6 +21,12 @@ from lib.validation import field_errors, summary
 
 DEFAULT_GAME_PLATFORM_API_BASE_URL = "https://api.metactf.com/integrations/syned/v1"
 
+# How old a finished job or a worker invocation must be for the cleanup to delete it: the
+# `job_queue_cleanup` task's payload default (so the seeded daily schedule's `olderThanDays`),
+# the CLI's `cleanup` default and `Queue.cleanup`'s. SQL's `job_queue_cleanup()` defaults to the
+# same figure; tests/test_schedules.py checks both the SQL default and the seeded schedule.
+RETENTION_DAYS = 30
+
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
 

@@ -51,8 +51,8 @@ from lib.db import Database, connect
 from lib.errors import ApiError, ConfigurationError
 from lib.job_status import JobStatus
 from lib.jobs.registry import PayloadRejected, TaskRegistry, default_registry, stored_payload
-from lib.queue import DEFAULT_RETENTION_DAYS, Queue, Schedule
-from lib.settings import Settings, get_settings, reload_settings
+from lib.queue import Queue, Schedule
+from lib.settings import RETENTION_DAYS, Settings, get_settings, reload_settings
 from lib.worker import MAX_LIMIT, Worker
 from scripts.devserver.cli_env import dev_environment
 
@@ -369,7 +369,7 @@ def cmd_cancel(db: Database, settings: Settings, args: argparse.Namespace) -> Ou
     return EXIT_OK, to_plain(transition), f"Job {args.job_id} cancelled (was {transition.previous_status}).{note}"
 
 
-DEFAULT_RETENTION = timedelta(days=DEFAULT_RETENTION_DAYS)
+DEFAULT_RETENTION = timedelta(days=RETENTION_DAYS)
 
 
 def confirm_cleanup(older_than: timedelta, assume_yes: bool) -> None:
@@ -524,11 +524,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than",
         type=parse_duration,
         default=DEFAULT_RETENTION,
-        help=f"e.g. {DEFAULT_RETENTION_DAYS}d (default), 12h",
+        help=f"e.g. {RETENTION_DAYS}d (default), 12h",
     )
-    p.add_argument(
-        "--yes", action="store_true", help=f"do not ask before deleting jobs younger than {DEFAULT_RETENTION_DAYS}d"
-    )
+    p.add_argument("--yes", action="store_true", help=f"do not ask before deleting jobs younger than {RETENTION_DAYS}d")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per delete statement (default 1000)")
 
     p = sub.add_parser(

@@ -16,8 +16,8 @@ from lib.job_status import JobStatus
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.jobs.job_queue_cleanup import CleanupPayload
 from lib.jobs.registry import default_registry, stored_payload
-from lib.queue import DEFAULT_RETENTION_DAYS, Queue
-from lib.settings import load_settings
+from lib.queue import Queue
+from lib.settings import RETENTION_DAYS, load_settings
 from lib.worker import Worker
 from scripts.local_pg import fresh_database
 from tests.support.jobs import JobFactory
@@ -185,8 +185,8 @@ def test_the_retention_default_is_one_figure_in_python_and_sql(freshly_migrated)
         arguments = conn.execute(
             "select pg_get_function_arguments('job_queue_cleanup(interval, integer, integer)'::regprocedure)"
         ).fetchone()[0]
-    assert f"'{DEFAULT_RETENTION_DAYS} days'::interval" in arguments
-    assert CleanupPayload().older_than_days == DEFAULT_RETENTION_DAYS
+    assert f"'{RETENTION_DAYS} days'::interval" in arguments
+    assert CleanupPayload().older_than_days == RETENTION_DAYS
 
 
 # -- evaluation by the worker ---------------------------------------------------------

@@ -16,7 +16,8 @@ from pydantic import ConfigDict, Field, StrictInt
 from lib.jobs.context import JobContext
 from lib.jobs.registry import TaskSpec
 from lib.jsonnames import CamelModel
-from lib.queue import CLEANUP_BATCH_SIZE, CLEANUP_MAX_BATCHES, DEFAULT_RETENTION_DAYS
+from lib.queue import CLEANUP_BATCH_SIZE, CLEANUP_MAX_BATCHES
+from lib.settings import RETENTION_DAYS
 
 CLEANUP_TASK_TYPE = "job_queue_cleanup"
 
@@ -32,7 +33,7 @@ class CleanupPayload(CamelModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     older_than_days: Annotated[StrictInt, Field(ge=0, le=3650)] = Field(
-        default=DEFAULT_RETENTION_DAYS,
+        default=RETENTION_DAYS,
         description="age in days past which a finished job or a worker run is deleted",
     )
 

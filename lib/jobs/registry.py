@@ -14,8 +14,8 @@ model), so a worker cold start does not pay for what the handler imports (our
 Game Platform jobs: httpx and the vendor client). `builtin_registry()` is a new
 registry holding our own task types, registered that way; `default_registry` is
 the one production serves. Tests build a registry of their own and pass it in
-(`Worker(registry=...)`, `vercel_handler(..., registry=...)`); they never change
-the default one. docs/jobs.md: "Adding a job type".
+(`Worker(registry=...)`, an api handler class with its `registry` attribute set,
+as tests/support/api.py serves them); they never change the default one. docs/jobs.md: "Adding a job type".
 """
 
 from __future__ import annotations

@@ -106,27 +106,26 @@ class JobFactory:
                 put("lease_token", "null")
                 put("lease_expires_at", "null")
                 put("completed_at", "now() - %s", completed_ago or timedelta(0))
-        else:
-            if lease is not None:
-                put("lease_expires_at", "now() + %s", lease)
-            if locked_ago is not None:
-                put("locked_at", "now() - %s", locked_ago)
-            if completed_ago is not None:
-                put("completed_at", "now() - %s", completed_ago)
-        if due is not None:
-            put("run_at", "now() + %s", timedelta(0) if due else NOT_DUE)
-        if due_ago is not None:
-            put("run_at", "now() - %s", due_ago)
-        if attempts is not None:
-            put("attempts", "%s", attempts)
-        if last_error is not _UNSET:
-            put("last_error", "%s", last_error)
-        if payload is not _UNSET:
-            put("payload", "%s", Jsonb(payload))
-        if output is not _UNSET:
-            put("output", "%s", None if output is None else Jsonb(output))
-        if created_at is not None:
-            put("created_at", "%s::timestamptz", created_at)
+        # The columns given by a value that may be absent (None: leave the column as it is).
+        optional: list[tuple[str, str, Any]] = [
+            ("run_at", "now() + %s", None if due is None else (timedelta(0) if due else NOT_DUE)),
+            ("run_at", "now() - %s", due_ago),
+            ("attempts", "%s", attempts),
+            ("created_at", "%s::timestamptz", created_at),
+        ]
+        if status is None:  # a lease, lock or completion time of its own, the status kept
+            optional += [
+                ("lease_expires_at", "now() + %s", lease),
+                ("locked_at", "now() - %s", locked_ago),
+                ("completed_at", "now() - %s", completed_ago),
+            ]
+        for column, expression, value in optional:
+            if value is not None:
+                put(column, expression, value)
+        # The columns that may be set to null: _UNSET leaves them as they are.
+        for column, value in (("last_error", last_error), ("payload", payload), ("output", output)):
+            if value is not _UNSET:
+                put(column, "%s", value if value is None or column == "last_error" else Jsonb(value))
         assert sets, "nothing to stage"
         where, where_params = ["true"], []
         if job_id is not None:

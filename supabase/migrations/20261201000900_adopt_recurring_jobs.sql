@@ -3,7 +3,7 @@
 --
 -- 1. Recurring jobs (the current app's scheduler: `job_queue` rows with
 --    `is_recurring`) become rows of `job_queue_schedules`
---    (20261201000200_job_queue_schedules.sql), where they map: a task type the
+--    (20261128000200_job_queue_schedules.sql), where they map: a task type the
 --    bundle runs and schedules (game_platform_sync, game_platform_totals_sweep),
 --    an interval a five-field cron can say (a divisor of an hour, or whole hours
 --    dividing a day), and a payload the task accepts. The first such job of a
@@ -13,7 +13,7 @@
 --    A recurring job that does not map stays a plain job (it runs once, as any
 --    due job), with a notice saying why; one past its `expires_at`, which the
 --    original app no longer ran, is cancelled.
--- 2. The worker-run history (`job_worker_runs`) is copied into `job_queue_runs`;
+-- 2. The worker-run history (`job_worker_runs`) is copied into `job_queue_invocations`;
 --    `job_worker_runs` itself is left as it is.
 -- 3. The solves' work roles, retired flag and flash-CTF event are filled from the
 --    vendor items the original app kept in `raw_payload`.
@@ -44,7 +44,7 @@ begin
     end if;
     if to_regclass('public.job_queue_schedules') is null then
         raise exception 'adoption: public.job_queue_schedules does not exist, so the recurring jobs cannot become schedules'
-            using hint = 'The migration 20261201000200_job_queue_schedules.sql creates it; apply the migrations in order.';
+            using hint = 'The migration 20261128000200_job_queue_schedules.sql creates it; apply the migrations in order.';
     end if;
 
     for j in
@@ -149,7 +149,7 @@ begin
         return;
     end if;
     -- Each original run once: a run already copied has the same start and source.
-    insert into public.job_queue_runs (
+    insert into public.job_queue_invocations (
         trigger_source, status, claimed, processed, succeeded, failed, error, started_at, finished_at, duration_ms)
     select w.source,
            case w.status when 'ok' then 'completed' when 'paused' then 'paused' when 'error' then 'failed'
@@ -162,11 +162,11 @@ begin
            w.started_at, w.completed_at,
            (extract(epoch from w.completed_at - w.started_at) * 1000)::integer
       from public.job_worker_runs w
-     where not exists (select from public.job_queue_runs r
+     where not exists (select from public.job_queue_invocations r
                         where r.started_at = w.started_at and r.trigger_source = w.source)
      order by w.started_at, w.id;
     get diagnostics v_n = row_count;
-    raise notice 'adopt job_worker_runs: % run(s) copied into job_queue_runs (job_worker_runs left as it is)', v_n;
+    raise notice 'adopt job_worker_runs: % run(s) copied into job_queue_invocations (job_worker_runs left as it is)', v_n;
 end
 $runs$;
 

@@ -38,7 +38,11 @@ def test_no_module_names_json_keys_another_way() -> None:
         str(path.relative_to(root))
         for folder in ("lib", "api", "scripts")
         for path in (root / folder).rglob("*.py")
-        if path.name != "jsonnames.py"
-        and any(marker in path.read_text(encoding="utf-8") for marker in ("to_camel", "alias_generator"))
+        if (
+            path.name != "jsonnames.py"
+            and any(marker in path.read_text(encoding="utf-8") for marker in ("to_camel", "alias_generator"))
+        )
+        # A hand-written alias; the settings' aliases are environment variable names, not JSON keys.
+        or (path.name != "settings.py" and 'alias="' in path.read_text(encoding="utf-8"))
     ]
     assert offenders == []

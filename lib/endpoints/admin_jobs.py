@@ -77,9 +77,7 @@ class CreateBody(CamelModel):
     task_type: str = Field(min_length=1, max_length=200)
     payload: dict[str, Any] = Field(default_factory=dict, description="validated by the task type's model")
     run_at: AwareDatetime | None = Field(default=None, description="due time; now when absent")
-    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = Field(
-        default=DEFAULT_MAX_ATTEMPTS, alias="maxAttempts"
-    )
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = DEFAULT_MAX_ATTEMPTS
 
 
 class TaskTypesQuery(BaseModel):

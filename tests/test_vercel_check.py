@@ -87,7 +87,7 @@ def test_a_package_outside_the_lock_fails(bundle: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("folder", ["tests", "bench", "scripts", "supabase", ".ci", "docs", "public"])
+@pytest.mark.parametrize("folder", ["tests", "bench", "sandbox", "scripts", "supabase", ".ci", "docs", "public"])
 def test_a_folder_that_must_not_ship_fails(bundle: Path, folder: str) -> None:
     (bundle / folder).mkdir()
     assert bundle_problems(built(bundle), LOCK, VERCEL_JSON) == [

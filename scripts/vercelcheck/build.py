@@ -25,7 +25,7 @@ DRIVER_DIR = ROOT / "scripts" / "vercel"
 RUNTIME = "python3.12"
 LAMBDA_HANDLER = "vc__handler__python.vc_handler"
 # Top-level folders that must never ship in a function bundle.
-FORBIDDEN_DIRS = ("tests", "bench", "scripts", "supabase", ".ci", "docs", "public")
+FORBIDDEN_DIRS = ("tests", "bench", "sandbox", "scripts", "supabase", ".ci", "docs", "public")
 # Distributions the builder adds itself: its bridge, and pip from the venv it seeds.
 BUILDER_DISTRIBUTIONS = frozenset({"vercel-runtime", "pip"})
 VERCEL_MARKERS = {

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -35,23 +34,11 @@ from scripts.devserver.seed import ADMIN_ID, demo_id
 from scripts.local_http import LocalHTTPServer
 from scripts.local_pg import create_database, drop_database
 from tests.support.api import request
+from tests.support.dev_server import DEV, DevProcess, dev_env
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, cron_headers, runner_headers
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV = [sys.executable, str(ROOT / "scripts" / "dev.py")]
 JWT_SECRET = "dev-server-test-jwt-secret-0123456789abcdef"
-BUNDLE_VARIABLES = (
-    "DATABASE_URL",
-    "POSTGRES_URL",
-    "CRON_SECRET",
-    "JOB_QUEUE_RUNNER_SECRET",
-    "SUPABASE_JWT_SECRET",
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "GAME_PLATFORM_API_BASE_URL",
-    "GAME_PLATFORM_API_TOKEN",
-    "SENTRY_DSN",
-)
 
 
 @pytest.fixture
@@ -68,13 +55,6 @@ def tmp_path() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def dev_env(**values: str) -> dict[str, str]:
-    """The environment of a newcomer's shell: none of the bundle's variables unless given."""
-    env = {k: v for k, v in os.environ.items() if k not in BUNDLE_VARIABLES}
-    env.update(values)
-    return env
 
 
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:
@@ -172,58 +152,12 @@ def test_once_on_a_given_database_migrates_it_never_seeds_it_and_exits_1_when_a_
 # -- the running server --------------------------------------------------------------------
 
 
-class DevProcess:
-    """`scripts/dev.py` running in the background, its output collected."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [*DEV, "--port", "0", "--data-dir", str(data_dir)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.base_url = ""
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self.ready.wait(120):
-            self.proc.kill()
-            raise AssertionError("dev server did not become ready:\n" + self.output[-4000:])
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.startswith("ready: "):
-                self.base_url = line.split(" ", 1)[1].strip()
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(60)
-        self._reader.join(5)
-        return code
-
-
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[DevProcess]:
     env = dev_env(CRON_SECRET=CRON_SECRET, JOB_QUEUE_RUNNER_SECRET=RUNNER_SECRET, SUPABASE_JWT_SECRET=JWT_SECRET)
     server = DevProcess(tmp_path / "dev", env)
     yield server
-    if server.proc.poll() is None:
-        server.proc.kill()
-        server.proc.wait(10)
+    server.close()
 
 
 def token_for(sub: Any, secret: str = JWT_SECRET) -> str:

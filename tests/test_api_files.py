@@ -3,7 +3,7 @@
 `@vercel/python` finds a function's entry point by reading the file's syntax tree:
 a top-level `class handler(...)`, or else an `app`/`application` that it serves as
 WSGI/ASGI instead (the first of them in the file wins). An assignment
-`handler = vercel_handler(...)` is refused at build time, which no test that
+`handler = SomeClass` is refused at build time, which no test that
 imports the file would notice; so this reads the files the builder's way.
 """
 
@@ -57,11 +57,12 @@ def test_api_file_has_a_class_handler_the_builder_accepts(relative_path: str) ->
     ("source", "problem"),
     [
         (
-            '"""Doc."""\nfrom lib.http import vercel_handler\nhandler = vercel_handler()\n',
+            '"""Doc."""\nfrom lib.http import VercelHandler\nhandler = VercelHandler\n',
             "no top-level `class handler(...)`",
         ),
         (
-            '"""Doc."""\nfrom lib.http import vercel_handler\nclass handler(vercel_handler()):\n    pass\n',
+            '"""Doc."""\nfrom lib.http import Routes, VercelHandler\n'
+            "class handler(VercelHandler):\n    routes = Routes()\n",
             "`class handler` has no docstring",
         ),
         (

@@ -285,9 +285,10 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
         assert "ZeroDivisionError" in table.errors["/api/hello-world"]
         stale = broken.stat().st_mtime_ns
         broken.write_text(
-            "from lib.http import json_response, vercel_handler\n"
-            "class handler(vercel_handler(GET=lambda request: json_response({'hello': request.path}))):\n"
+            "from lib.http import Routes, VercelHandler, json_response\n"
+            "class handler(VercelHandler):\n"
             '    """Says hello."""\n'
+            "    routes = Routes(GET=lambda request: json_response({'hello': request.path}))\n"
         )
         os.utime(broken, ns=(stale + 10**9, stale + 10**9))  # changed, even on a coarse-mtime filesystem
         answer = request(port, "GET", "/api/hello-world?x=1")

@@ -205,7 +205,7 @@ def bundle_problems(result: Mapping[str, Any], lock: Mapping[str, str], vercel_j
         refusal = f"; the builder says: {error.splitlines()[0]}" if error else ""
         return [
             f"{entrypoint}: the builder finds no top-level `class handler` (found {found!r}); "
-            f"write `class handler(vercel_handler(...)):` (see lib/http.py){refusal}"
+            f"write `class handler(VercelHandler):` (see lib/http.py){refusal}"
         ]
     if not result.get("ok"):
         return [f"{entrypoint}: the builder refused it: {result.get('error')}"]

@@ -23,7 +23,7 @@ import psycopg
 import pytest
 
 from scripts.devserver.cron import (
-    CronExpression,
+    CronEvaluator,
     CronScheduler,
     read_supabase_schedules,
     supabase_schedule_entries,
@@ -304,6 +304,12 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
 # -- cron --------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def cron(database_url: str) -> CronEvaluator:
+    """The dev server's cron: the migrated database's `job_queue_cron_next`."""
+    return CronEvaluator(database_url)
+
+
 class RecordingServer(LocalHTTPServer):
     """Records each request's method, path and headers; answers 200 {}."""
 
@@ -325,12 +331,12 @@ class RecordingServer(LocalHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
-def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does() -> None:
+def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does(cron: CronEvaluator) -> None:
     recorder = RecordingServer()
     threading.Thread(target=recorder.serve_forever, args=(0.05,), daemon=True).start()
     try:
         base = f"http://127.0.0.1:{recorder.server_address[1]}"
-        entries = vercel_cron_entries(ROOT / "vercel.json", base, "the-cron-secret")
+        entries = vercel_cron_entries(ROOT / "vercel.json", base, "the-cron-secret", cron)
         vercel = json.loads((ROOT / "vercel.json").read_text())["crons"]
         assert [(e.name, e.expression.text) for e in entries] == [(c["path"], c["schedule"]) for c in vercel]
         scheduler = CronScheduler(entries, report=lambda line: None)
@@ -350,14 +356,16 @@ def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does() -> None:
 
 
 def test_a_cron_tick_through_the_dev_router_runs_the_real_worker_as_vercel_cron(
-    app_env: Callable[..., None], sql: psycopg.Connection
+    app_env: Callable[..., None], sql: psycopg.Connection, cron: CronEvaluator
 ) -> None:
     server = DevHttpServer(("127.0.0.1", 0), RouteTable(ROOT))
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     outcomes: list[str] = []
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        scheduler = CronScheduler(vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET), report=outcomes.append)
+        scheduler = CronScheduler(
+            vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET, cron), report=outcomes.append
+        )
         scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
     finally:
         server.shutdown()
@@ -375,7 +383,7 @@ def test_the_pg_cron_migration_defines_only_the_worker_ping_which_needs_pg_net(c
 
 
 def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
-    app_env: Callable[..., None], sql: psycopg.Connection
+    app_env: Callable[..., None], sql: psycopg.Connection, cron: CronEvaluator
 ) -> None:
     """The dev server schedules nothing of its own: its Vercel cron call to the worker keeps the schedules."""
     sql.execute(
@@ -390,7 +398,9 @@ def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         outcomes: list[str] = []
-        scheduler = CronScheduler(vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET), report=outcomes.append)
+        scheduler = CronScheduler(
+            vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET, cron), report=outcomes.append
+        )
         scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
     finally:
         server.shutdown()
@@ -417,20 +427,20 @@ def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
         ("5,10-12 * * * *", datetime(2026, 1, 1, 0, 11), True),
     ],
 )
-def test_cron_expressions_match_as_cron_does(expression: str, moment: datetime, expected: bool) -> None:
-    assert CronExpression.parse(expression).matches(moment) is expected
+def test_cron_expressions_match_as_cron_does(
+    cron: CronEvaluator, expression: str, moment: datetime, expected: bool
+) -> None:
+    assert cron.parse(expression).matches(moment) is expected
 
 
-def test_cron_next_after_and_invalid_expressions() -> None:
-    assert CronExpression.parse("*/30 * * * *").next_after(datetime(2026, 1, 1, 10, 30, 5)) == datetime(
-        2026, 1, 1, 11, 0
-    )
+def test_cron_next_after_and_invalid_expressions(cron: CronEvaluator) -> None:
+    assert cron.parse("*/30 * * * *").next_after(datetime(2026, 1, 1, 10, 30, 5)) == datetime(2026, 1, 1, 11, 0)
     for bad in ("* * * *", "60 * * * *", "*/0 * * * *", "a * * * *"):
         with pytest.raises(ValueError, match="cron expression"):
-            CronExpression.parse(bad)
+            cron.parse(bad)
 
 
-def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary() -> None:
+def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary(cron: CronEvaluator) -> None:
     """A clock 0.3 s before 12:05 UTC: the */5 entry fires once at 12:05, the hourly one not at all."""
     from datetime import timedelta
 
@@ -439,8 +449,8 @@ def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary() -> None
     fired: list[str] = []
     start, t0 = datetime(2026, 11, 28, 12, 4, 59, 700000, tzinfo=UTC), time.monotonic()
     entries = [
-        CronEntry("vercel", "every-5", CronExpression.parse("*/5 * * * *"), lambda: fired.append("every-5") or "", ""),
-        CronEntry("supabase", "hourly", CronExpression.parse("0 * * * *"), lambda: fired.append("hourly") or "", ""),
+        CronEntry("vercel", "every-5", cron.parse("*/5 * * * *"), lambda: fired.append("every-5") or "", ""),
+        CronEntry("supabase", "hourly", cron.parse("0 * * * *"), lambda: fired.append("hourly") or "", ""),
     ]
     scheduler = CronScheduler(
         entries,

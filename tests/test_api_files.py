@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from lib.http import Request, Response, Routes, VercelHandler, json_response
 from tests.support.api import ROOT, load_api_module
 
 API_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "api").rglob("*.py"))
@@ -74,3 +75,23 @@ def test_api_file_has_a_class_handler_the_builder_accepts(relative_path: str) ->
 )
 def test_the_form_check_names_what_the_builder_refuses(source: str, problem: str) -> None:
     assert entry_point_problems(source) == [problem]
+
+
+@pytest.mark.parametrize("relative_path", API_FILES)
+def test_api_file_names_its_endpoints_in_a_routes_table(relative_path: str) -> None:
+    handler = load_api_module(relative_path).handler
+    assert issubclass(handler, VercelHandler)
+    assert isinstance(handler.routes, Routes)
+    assert len(handler.routes) > 0
+
+
+def test_a_routes_table_refuses_a_method_it_cannot_serve_and_cannot_be_changed() -> None:
+    def endpoint(request: Request) -> Response:
+        return json_response({})
+
+    with pytest.raises(ValueError, match="unsupported HTTP methods: \\['FETCH'\\]"):
+        Routes(GET=endpoint, FETCH=endpoint)
+    routes = Routes(GET=endpoint, POST=endpoint)
+    assert sorted(routes) == ["GET", "POST"]
+    with pytest.raises(TypeError):
+        routes["PUT"] = endpoint

@@ -1,7 +1,8 @@
 """Cold start inside the real bundle: each function as Vercel's builder ships it, against a floor.
 
 Every api/ file is built twice with Vercel's own builder (scripts/vercelcheck):
-as configured, and with `VERCEL_PYTHON_COMPILEALL=1` (the builder then ships
+without `VERCEL_PYTHON_COMPILEALL` (vercel.json's own setting overridden) and
+with `VERCEL_PYTHON_COMPILEALL=1`, as vercel.json sets it (the builder then ships
 bytecode; without it a bundle has no .pyc and the Lambda environment sets
 PYTHONDONTWRITEBYTECODE=1, so every cold start compiles every module it imports).
 Each bundle is then started the way the Lambda runtime starts it: a fresh

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from lib.game_platform.payloads import SweepRequest, SyncRequest
 from lib.health import health_report
-from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.settings import load_settings
 from tests.support.secrets import runner_headers
 from tests.support.tasks import recorder

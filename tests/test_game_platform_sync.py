@@ -10,8 +10,8 @@ from uuid import uuid4
 import psycopg
 import pytest
 
+from lib.game_platform.sync import INCREMENTAL_OVERLAP_SECONDS, TASK
 from lib.jobs.context import JobContext
-from lib.jobs.game_platform_sync import INCREMENTAL_OVERLAP_SECONDS, TASK
 from lib.queue import Queue
 from lib.worker import Worker
 from tests.support.fake_game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id

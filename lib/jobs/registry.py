@@ -35,8 +35,8 @@ class TaskSpec(NamedTuple):
 
 
 BUILTIN_TASK_MODULES: dict[str, str] = {
-    "game_platform_sync": "lib.jobs.game_platform_sync",
-    "game_platform_totals_sweep": "lib.jobs.game_platform_totals_sweep",
+    "game_platform_sync": "lib.game_platform.sync",
+    "game_platform_totals_sweep": "lib.game_platform.sweep",
     "job_queue_cleanup": "lib.jobs.job_queue_cleanup",
 }
 

@@ -61,10 +61,10 @@ from lib.game_platform.errors import (
 )
 from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
 from lib.game_platform.models import ChallengeSolve, FlashCTFProgressResponse, ODLScoresResponse
+from lib.game_platform.payloads import SYNC_TASK_TYPE, SyncRequest
+from lib.game_platform.session import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
 from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, SolveChanges, TeamMember
 from lib.jobs.context import JobContext, PermanentJobError, describe
-from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
-from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, SyncRequest
 from lib.jobs.registry import TaskSpec
 from lib.observability import log
 

@@ -40,10 +40,10 @@ from lib.game_platform.errors import (
     RemoteMissing,
 )
 from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
+from lib.game_platform.payloads import TOTALS_SWEEP_TASK_TYPE, SweepRequest
+from lib.game_platform.session import MAX_ITEM_ERRORS, VendorSession, as_job_error, vendor_session
 from lib.game_platform.store import FlaggedUser, GamePlatformStore
 from lib.jobs.context import JobContext
-from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, VendorSession, as_job_error, vendor_session
-from lib.jobs.game_platform_payloads import TOTALS_SWEEP_TASK_TYPE, SweepRequest
 from lib.jobs.registry import TaskSpec
 from lib.observability import log
 

@@ -198,7 +198,7 @@ def test_create_refuses_an_unregistered_task_type(create_api, sql):
         ({"dryRun": "yes"}, "payload.dryRun"),
         ({"coachId": "not-a-uuid"}, "payload.coachId"),
         ({"dry_run": True}, "payload.dry_run"),
-        ({"cursor": {"runId": 1}}, "payload.cursor"),  # only a handler writes a continuation's cursor
+        ({"cursor": {"syncRunId": 1}}, "payload.cursor"),  # only a handler writes a continuation's cursor
         ({"cursor": {"startedAt": "2026-12-01T00:00:00Z", "fullSync": False, "flashForAll": False}}, "payload.cursor"),
     ],
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from lib.game_platform.errors import GamePlatformAuthError, GamePlatformError
+from lib.game_platform.errors import GamePlatformAuthError, GamePlatformError, GamePlatformUnavailable, NotApproved
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -213,3 +213,27 @@ class Drain(Generic[T, R]):
         if batch:
             self.flush(batch)
         return held
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fetched:
+    """What one item's vendor calls came to, as far as the walk is concerned; each job's result type extends it."""
+
+    refused: NotApproved | None = None  # a 403 on the user's scores
+    error: GamePlatformError | None = None  # any other failure, after the client's retries
+    deferred: bool = False  # the budget ran out before the calls could finish: the continuation's item
+
+    def outcome(self) -> Outcome:
+        if self.deferred:
+            return Outcome.DEFERRED
+        if self.refused is not None:
+            return Outcome.REFUSED
+        if isinstance(self.error, GamePlatformUnavailable):
+            return Outcome.UNAVAILABLE
+        return Outcome.DONE
+
+    def failure(self) -> GamePlatformError | None:
+        return self.error
+
+    def describe_refusal(self) -> str:
+        return self.refused.describe() if self.refused is not None else "refused"

@@ -14,62 +14,75 @@ coaches, or one), in platform-id order:
   solves or events changed or the competitor has no totals yet (the totals
   sweep then fetches them);
 - a 404 on the ODL scores is recorded on the competitor and its sync state
-  (`skipped_remote_missing`), a 403 as `not_approved` (the platform has not
+  (`skippedRemoteMissing`), a 403 as `not_approved` (the platform has not
   approved the user), a 404 on flash-CTF progress alone as no flash-CTF
   progress (the ODL results are kept); any other per-user error is recorded
-  and the run goes on. If the vendor refuses (403) every user it is asked about
+  and the sync run goes on. If the vendor refuses (403) every user it is asked about
   and answers none, the token is wrong: the job fails (`fetching.Drain`).
 Then every team linked to the platform whose coach is an approved coach gets
 the members the platform does not list yet assigned, and the members it lists
 but the local team no longer has removed (unless another linked team of ours
 has them: assigning them there moves them).
 
-A run may span several jobs. Each batch of writes commits together with the
-run's progress (`game_platform_sync_runs.progress`), fenced by the job that owns
-the run; near the time budget the job hands the run to a continuation job it
-enqueues in the same transaction. So each user is written exactly once per
-run, however the run is split, and a job that lost the run writes nothing.
+A sync run may span several jobs. Each batch of writes commits together with
+the sync run's progress (`game_platform_sync_runs.progress`), fenced by the job
+that owns it (`game_platform_sync_run_checkpoint`); near the time budget the
+job hands the sync run to a continuation job it enqueues in the same
+transaction (`game_platform_sync_run_hand_over`). So each user is written
+exactly once per sync run, however it is split, and a job that lost the sync
+run writes nothing.
 
-Why per-user incremental times rather than one run-wide `after_time_unix`: a
-user whose fetch failed in the last run, or who was linked since, would
-otherwise miss the solves between their last good sync and that run. Each
-user's time is the start of the run that last synced them, which for everyone
-the last completed run covered is exactly that run's start.
+Why per-user incremental times rather than one `after_time_unix` per sync run:
+a user whose fetch failed in the last sync run, or who was linked since, would
+otherwise miss the solves between their last good sync and that one. Each
+user's time is the start of the sync run that last synced them, which for
+everyone the last completed sync run covered is exactly its start.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import Field
 
-from lib.game_platform.client import GamePlatformClient
 from lib.game_platform.errors import (
     DeadlineReached,
     GamePlatformAuthError,
     GamePlatformError,
-    GamePlatformUnavailable,
     NotApproved,
     RemoteMissing,
 )
-from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
-from lib.game_platform.models import ChallengeSolve, FlashCTFProgressResponse, ODLScoresResponse
+from lib.game_platform.fetching import DrainEnd, Fetched
+from lib.game_platform.models import ChallengeSolve
+from lib.game_platform.output import MAX_ITEM_ERRORS, ItemError, OutputModel
 from lib.game_platform.payloads import SYNC_TASK_TYPE, SyncRequest
-from lib.game_platform.session import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
-from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, SolveChanges, TeamMember
+from lib.game_platform.session import ScoresFetch, VendorSession, job_errors, vendor_session
+from lib.game_platform.store import (
+    ActivityRow,
+    CompetitorMark,
+    FlashEventRow,
+    GamePlatformStore,
+    LinkedTeam,
+    LinkedUser,
+    SolveChanges,
+    SolveRow,
+    SyncStateRow,
+    TeamMark,
+    TeamMember,
+    TeamMemberMark,
+    keyset,
+)
 from lib.jobs.context import JobContext, PermanentJobError, describe
 from lib.jobs.registry import TaskSpec
 from lib.observability import log
 
 # Solves are asked for from a little before the user's last sync: a solve the
-# vendor timestamps just before our run started but had not yet made visible
+# vendor timestamps just before our sync run started but had not yet made visible
 # is caught next time. Solves seen twice are deduplicated by their unique key.
 INCREMENTAL_OVERLAP_SECONDS = 120
 USER_PAGE_SIZE = 500
@@ -78,8 +91,10 @@ TEAM_PAGE_SIZE = 100
 TEAM_WRITE_BATCH = 50
 SENTINEL_USERS = 3
 
+SyncStatus = Literal["completed", "continued", "skipped", "superseded"]
 
-class CompetitorCounts(BaseModel):
+
+class CompetitorCounts(OutputModel):
     """Platform users handled, by outcome (in a dry run: what would happen)."""
 
     total: int = 0
@@ -95,7 +110,7 @@ class CompetitorCounts(BaseModel):
     without_flash_ctf_progress: int = 0  # flash-CTF progress asked for, answered 404 (or 403)
 
 
-class TeamCounts(BaseModel):
+class TeamCounts(OutputModel):
     total: int = 0
     synced: int = 0
     skipped_remote_missing: int = 0
@@ -108,12 +123,17 @@ class TeamCounts(BaseModel):
     members_failed: int = 0
 
 
-class SyncProgress(BaseModel):
-    """Where a run stands: kept in its run row, and carried by a continuation job's payload."""
+class SyncCounts(OutputModel):
+    """A sync run's counts: in its row (`counts`) and in its jobs' outputs."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    competitors: CompetitorCounts = Field(default_factory=CompetitorCounts)
+    teams: TeamCounts = Field(default_factory=TeamCounts)
 
-    run_id: int | None = None  # None in dry runs, which record no run
+
+class SyncProgress(SyncCounts):
+    """Where a sync run stands: kept in its row, and carried by a continuation job's payload."""
+
+    sync_run_id: int | None = None  # None in dry runs, which record no sync run
     started_at: datetime
     full_sync: bool
     flash_for_all: bool
@@ -122,8 +142,6 @@ class SyncProgress(BaseModel):
     after_user: str | None = None  # last platform user written
     after_team: UUID | None = None  # last team written
     invocations: int = 1
-    competitors: CompetitorCounts = Field(default_factory=CompetitorCounts)
-    teams: TeamCounts = Field(default_factory=TeamCounts)
     errors: list[ItemError] = Field(default_factory=list, max_length=MAX_ITEM_ERRORS)
     errors_omitted: int = 0
 
@@ -133,11 +151,52 @@ class SyncProgress(BaseModel):
         else:
             self.errors_omitted += 1
 
-    def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
-
     def counts(self) -> dict[str, Any]:
-        return {"competitors": self.competitors.model_dump(), "teams": self.teams.model_dump()}
+        return SyncCounts(competitors=self.competitors, teams=self.teams).dump()
+
+    def report(self) -> SyncReport:
+        return SyncReport(
+            sync_run_id=self.sync_run_id,
+            started_at=self.started_at,
+            full_sync=self.full_sync,
+            flash_ctf_progress="all users" if self.flash_for_all else "first-time users only",
+            incremental_window="ignored (forceFullSync)" if self.ignore_window else "since each user's last sync",
+            invocations=self.invocations,
+            competitors=self.competitors,
+            teams=self.teams,
+            errors=self.errors,
+            errors_omitted=self.errors_omitted,
+        )
+
+
+class SyncReport(SyncCounts):
+    """A job's account of its sync run: the whole sync run to date (a continuation's covers the jobs before it)."""
+
+    sync_run_id: int | None
+    started_at: datetime
+    full_sync: bool
+    flash_ctf_progress: Literal["all users", "first-time users only"]
+    incremental_window: str
+    invocations: int
+    errors: list[ItemError]
+    errors_omitted: int
+
+
+class SyncOutcome(OutputModel):
+    """How the job ended; a job that drove no sync run names the one it found (`syncRunId`) and why."""
+
+    status: SyncStatus
+    sync_run_id: int | None = None
+    reason: str | None = None
+    continuation_job_id: UUID | None = None
+
+
+def sync_output(outcome: SyncOutcome, payload: SyncRequest, progress: SyncProgress | None) -> dict[str, Any]:
+    """The job's output: how it ended, what was asked, and the sync run's report when it drove one."""
+    body = {**outcome.dump(omit_none=("sync_run_id", "reason", "continuation_job_id")), **payload.to_payload()}
+    if progress is not None:
+        body.update(progress.report().dump())
+    return body
 
 
 class SyncPayload(SyncRequest):
@@ -146,19 +205,8 @@ class SyncPayload(SyncRequest):
     cursor: SyncProgress | None = None
 
 
-class RunSuperseded(Exception):
-    """Another job owns the run now: this one must write nothing more."""
-
-
-@dataclass(frozen=True)
-class UserFetch:
-    odl: ODLScoresResponse | None = None
-    flash: FlashCTFProgressResponse | None = None
-    no_flash_progress: bool = False  # asked for, and the vendor has none (404)
-    missing: RemoteMissing | None = None
-    refused: NotApproved | None = None
-    error: GamePlatformError | None = None
-    deferred: bool = False
+class SyncRunSuperseded(Exception):
+    """Another job owns the sync run now: this one must write nothing more."""
 
 
 MemberStatus = Literal["assigned", "already_assigned", "no_platform_id", "failed"]
@@ -180,14 +228,14 @@ class RemovedMember:
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class TeamSync:
+@dataclass(frozen=True, kw_only=True)
+class TeamSync(Fetched):
+    """A team's roster synced (or why not): its members assigned, those gone removed."""
+
     members: tuple[MemberResult, ...] = ()
     removed: tuple[RemovedMember, ...] = ()
     missing: RemoteMissing | None = None
     coach_not_approved: bool = False
-    error: GamePlatformError | None = None
-    deferred: bool = False
 
 
 COACH_NOT_APPROVED = (
@@ -195,25 +243,7 @@ COACH_NOT_APPROVED = (
 )
 
 
-def _outcome(result: UserFetch | TeamSync) -> Outcome:
-    if result.deferred:
-        return Outcome.DEFERRED
-    if isinstance(result, UserFetch) and result.refused is not None:
-        return Outcome.REFUSED
-    if isinstance(result.error, GamePlatformUnavailable):
-        return Outcome.UNAVAILABLE
-    return Outcome.DONE
-
-
-def _describe_refusal(result: UserFetch) -> str:
-    return result.refused.describe() if result.refused is not None else "refused"
-
-
-def _error_of(result: UserFetch | TeamSync) -> GamePlatformError | None:
-    return result.error
-
-
-class _SyncRun:
+class _SyncJob:
     """One job's share of a sync run."""
 
     def __init__(self, ctx: JobContext, payload: SyncPayload, store: GamePlatformStore, session: VendorSession) -> None:
@@ -223,35 +253,32 @@ class _SyncRun:
         self.coach_id = payload.coach_id
         self.store = store
         self.session = session
-        self.client: GamePlatformClient = session.client
-        self.pool: ThreadPoolExecutor = session.pool
         self.progress: SyncProgress | None = None
         self._linked_team_of: dict[str, str] = {}  # platform user -> the linked team of ours they are on
 
     # -- start, finish, hand over ----------------------------------------------------
 
     def begin(self) -> SyncProgress:
-        """Start a new run: is it a full sync, and is there flash-CTF news to fetch for everyone?"""
+        """Start a new sync run: is it a full sync, and is there flash-CTF news to fetch for everyone?"""
         started_at = self.store.now()
         forced = self.payload.force_full_sync
-        full_sync = forced or not self.store.has_completed_run(self.coach_id)
+        full_sync = forced or not self.store.has_completed_sync_run(self.coach_id)
         flash_for_all = full_sync or self.payload.force_flash_ctf_sync or self._flash_news()
         progress = SyncProgress(
             started_at=started_at, full_sync=full_sync, flash_for_all=flash_for_all, ignore_window=forced
         )
         if not self.dry_run:
-            run = self.store.start_run(
+            progress.sync_run_id = self.store.start_sync_run(
                 job_id=self.ctx.job_id,
                 coach_id=self.coach_id,
                 full_sync=full_sync,
                 started_at=started_at,
                 progress=progress.dump(),
             )
-            progress.run_id = run.id
         log(
             "game_platform_sync.started",
             job_id=str(self.ctx.job_id),
-            run_id=progress.run_id,
+            sync_run_id=progress.sync_run_id,
             dry_run=self.dry_run,
             coach_id=self.coach_id,
             full_sync=full_sync,
@@ -259,7 +286,8 @@ class _SyncRun:
         )
         return progress
 
-    def run(self, progress: SyncProgress) -> dict[str, Any]:
+    def drive(self, progress: SyncProgress) -> dict[str, Any]:
+        """Take the sync run from `progress` as far as the budget allows: to its end, or to a continuation."""
         self.progress = progress
         if progress.phase == "competitors":
             if self._sync_users() is DrainEnd.OUT_OF_TIME:
@@ -272,10 +300,13 @@ class _SyncRun:
         return self._finish()
 
     def _advance(self, **changes: Any) -> None:
-        """Move the run on without a batch to write (an empty phase), keeping the run row in step."""
+        """Move the sync run on without a batch to write (an empty phase), keeping its row in step."""
         assert self.progress is not None
         current = self.progress
         self._commit(lambda: current.model_copy(update=changes, deep=True))
+
+    def _superseded(self, progress: SyncProgress) -> SyncRunSuperseded:
+        return SyncRunSuperseded(f"sync run {progress.sync_run_id} is no longer driven by job {self.ctx.job_id}")
 
     def _commit(self, write: Callable[[], SyncProgress]) -> None:
         """Run a batch's writes and checkpoint the progress they return, atomically (dry runs write nothing)."""
@@ -284,51 +315,55 @@ class _SyncRun:
             return
         with self.ctx.db.transaction():
             progress = write()
-            assert progress.run_id is not None
-            if not self.store.checkpoint_run(progress.run_id, self.ctx.job_id, progress.dump(), progress.counts()):
-                raise RunSuperseded(f"sync run {progress.run_id} is no longer driven by job {self.ctx.job_id}")
+            assert progress.sync_run_id is not None
+            if not self.store.checkpoint_sync_run(
+                progress.sync_run_id, self.ctx.job_id, progress.dump(), progress.counts()
+            ):
+                raise self._superseded(progress)
         self.progress = progress
 
     def _continue(self) -> dict[str, Any]:
-        """Out of time: enqueue a continuation job carrying the cursor, and hand it the run."""
+        """Out of time: enqueue a continuation job carrying the cursor, and hand it the sync run."""
         assert self.progress is not None
         progress = self.progress.model_copy(update={"invocations": self.progress.invocations + 1}, deep=True)
         payload = {**self.payload.to_payload(), "cursor": progress.dump()}
         with self.ctx.db.transaction():
             next_job = self.ctx.queue.enqueue(SYNC_TASK_TYPE, payload, max_attempts=self.ctx.max_attempts)
-            if progress.run_id is not None and not self.store.hand_over_run(
-                progress.run_id, self.ctx.job_id, next_job, progress.dump(), progress.counts()
+            if progress.sync_run_id is not None and not self.store.hand_over_sync_run(
+                progress.sync_run_id, self.ctx.job_id, next_job, progress.dump(), progress.counts()
             ):
-                raise RunSuperseded(f"sync run {progress.run_id} is no longer driven by job {self.ctx.job_id}")
+                raise self._superseded(progress)
         log(
             "game_platform_sync.continued",
             job_id=str(self.ctx.job_id),
-            run_id=progress.run_id,
+            sync_run_id=progress.sync_run_id,
             continuation_job_id=str(next_job),
             phase=progress.phase,
             after_user=progress.after_user,
         )
-        return self._output("continued", self.progress, continuation=next_job)
+        return sync_output(SyncOutcome(status="continued", continuation_job_id=next_job), self.payload, self.progress)
 
     def _finish(self) -> dict[str, Any]:
         assert self.progress is not None
         progress = self.progress.model_copy(update={"phase": "done"}, deep=True)
-        if progress.run_id is not None and not self.store.finish_run(
-            progress.run_id, self.ctx.job_id, status="completed", progress=progress.dump(), counts=progress.counts()
+        if progress.sync_run_id is not None and not self.store.finish_sync_run(
+            progress.sync_run_id,
+            self.ctx.job_id,
+            status="completed",
+            progress=progress.dump(),
+            counts=progress.counts(),
         ):
-            raise RunSuperseded(f"sync run {progress.run_id} is no longer driven by job {self.ctx.job_id}")
+            raise self._superseded(progress)
         self.progress = progress
         log(
             "game_platform_sync.completed",
             job_id=str(self.ctx.job_id),
-            run_id=progress.run_id,
+            sync_run_id=progress.sync_run_id,
             dry_run=self.dry_run,
-            **progress.counts(),
+            competitors=progress.competitors.model_dump(),
+            teams=progress.teams.model_dump(),
         )
-        return self._output("completed", progress)
-
-    def _output(self, status: str, progress: SyncProgress, continuation: UUID | None = None) -> dict[str, Any]:
-        return run_output(status, self.payload, progress, continuation)
+        return sync_output(SyncOutcome(status="completed"), self.payload, progress)
 
     # -- flash-CTF news ----------------------------------------------------------------
 
@@ -337,9 +372,9 @@ class _SyncRun:
 
         Flash CTFs are platform-wide events, so the users who played the latest
         ones tell whether another has happened. Only then is every user's
-        flash-CTF progress fetched, which halves the calls of an ordinary run.
-        When the sentinels cannot be asked, the run fetches for everyone: a
-        wasted call is cheaper than a missed event.
+        flash-CTF progress fetched, which halves the calls of an ordinary sync
+        run. When the sentinels cannot be asked, the sync run fetches for
+        everyone: a wasted call is cheaper than a missed event.
         """
         sentinels = self.store.sentinel_users(self.coach_id, SENTINEL_USERS)
         if not sentinels:
@@ -348,7 +383,7 @@ class _SyncRun:
 
         def check(uid: str) -> bool:
             try:
-                answer = self.client.get_flash_ctf_progress(uid)
+                answer = self.session.client.get_flash_ctf_progress(uid)
             except GamePlatformAuthError:
                 raise
             except GamePlatformError:
@@ -357,70 +392,38 @@ class _SyncRun:
                 return False  # no progress to show (404), or a user the platform has not approved (403)
             return any(recorded.get((uid, item.event_id)) != item.solved for item in answer.flash_ctfs)
 
-        return any(list(self.pool.map(check, sentinels)))
+        return any(list(self.session.pool.map(check, sentinels)))
 
     # -- competitors ---------------------------------------------------------------------
 
-    def _linked_users(self) -> Iterator[LinkedUser]:
+    def _fetch_user(self, user: LinkedUser) -> ScoresFetch:
+        """Runs on a pool thread: the vendor calls for one user."""
         assert self.progress is not None
-        after = self.progress.after_user
-        while True:
-            page = self.store.linked_users_page(self.coach_id, after, USER_PAGE_SIZE)
-            yield from page
-            if len(page) < USER_PAGE_SIZE:
-                return
-            after = page[-1].syned_user_id
-
-    def _fetch_user(self, user: LinkedUser) -> UserFetch:
-        """Runs on a pool thread: the vendor calls for one user, failures turned into results."""
-        assert self.progress is not None
-        uid = user.syned_user_id
         after = None
         if user.last_synced_at is not None and not self.progress.ignore_window:
             after = int(user.last_synced_at.timestamp()) - INCREMENTAL_OVERLAP_SECONDS
-        try:
-            odl = self.client.get_odl_scores(uid, after_time_unix=after)
-            if isinstance(odl, RemoteMissing):
-                return UserFetch(missing=odl)
-            if isinstance(odl, NotApproved):
-                return UserFetch(refused=odl)
-            if not (self.progress.flash_for_all or user.last_synced_at is None):
-                return UserFetch(odl=odl)
-            answer = self.client.get_flash_ctf_progress(uid)
-            # The user exists (the ODL scores say so): a 404 here means no flash-CTF
-            # progress, and a 403 that the platform shows none; the ODL results stand.
-            if isinstance(answer, RemoteMissing | NotApproved):
-                return UserFetch(odl=odl, no_flash_progress=True)
-            return UserFetch(odl=odl, flash=answer)
-        except GamePlatformAuthError:
-            raise
-        except DeadlineReached:
-            return UserFetch(deferred=True)
-        except GamePlatformError as exc:
-            return UserFetch(error=exc)
+        flash = self.progress.flash_for_all or user.last_synced_at is None
+        return self.session.fetch_scores(user.syned_user_id, after_time_unix=after, flash=flash)
 
     def _sync_users(self) -> DrainEnd:
-        results = fetch_in_order(
-            self.pool,
-            self._linked_users(),
-            self._fetch_user,
-            window=self.session.window,
-            keep_going=self.session.budget.can_start_call,
-        )
         assert self.progress is not None
         counts = self.progress.competitors
-        drain: Drain[LinkedUser, UserFetch] = Drain(
-            classify=_outcome,
-            flush=self._write_users,
-            batch_size=USER_WRITE_BATCH,
-            outage_threshold=self.session.outage_threshold,
-            error_of=_error_of,
-            answered=counts.total > counts.not_approved,
-            describe_refusal=_describe_refusal,
+        users = keyset(
+            lambda after, limit: self.store.linked_users_page(self.coach_id, after, limit),
+            lambda user: user.syned_user_id,
+            after=self.progress.after_user,
+            page_size=USER_PAGE_SIZE,
         )
-        return drain.run(results)
+        return self.session.walk(
+            users,
+            self._fetch_user,
+            self._write_users,
+            result=ScoresFetch,
+            batch_size=USER_WRITE_BATCH,
+            answered=counts.total > counts.not_approved,
+        )
 
-    def _write_users(self, batch: list[tuple[LinkedUser, UserFetch]]) -> None:
+    def _write_users(self, batch: list[tuple[LinkedUser, ScoresFetch]]) -> None:
         solves, events = _solve_and_event_rows(batch)
         competitor_ids = [cid for user, fetched in batch if fetched.odl is not None for cid in user.competitor_ids]
 
@@ -429,32 +432,32 @@ class _SyncRun:
             if self.dry_run:
                 solve_changes = self.store.count_solve_changes(solves)
                 event_changes = self.store.count_changed_flash_events(events)
-                return self._tally_users(batch, solve_changes, event_changes, with_totals)[0]
+                return self._tally_users(batch, solve_changes, event_changes, with_totals).progress
             solve_changes = self.store.upsert_solves(solves)
             event_changes = self.store.upsert_flash_events(events)
-            progress, rows = self._tally_users(batch, solve_changes, event_changes, with_totals)
-            self.store.record_sync_state(rows["states"], progress.started_at)
-            self.store.bump_last_activity(rows["activity"])
-            self.store.mark_competitors(rows["competitors"])
-            return progress
+            tally = self._tally_users(batch, solve_changes, event_changes, with_totals)
+            self.store.record_sync_state(tally.states, tally.progress.started_at)
+            self.store.bump_last_activity(tally.activity)
+            self.store.mark_competitors(tally.competitors)
+            return tally.progress
 
         self._commit(write)
 
     def _tally_users(
         self,
-        batch: list[tuple[LinkedUser, UserFetch]],
+        batch: list[tuple[LinkedUser, ScoresFetch]],
         solve_changes: dict[str, SolveChanges],
         event_changes: dict[str, int],
         with_totals: set[UUID],
-    ) -> tuple[SyncProgress, dict[str, list[dict[str, Any]]]]:
-        """The batch's counts, errors and rows to write; the run's progress moves past the batch."""
+    ) -> _UserTally:
+        """The batch's counts, errors and rows to write; the sync run's progress moves past the batch."""
         assert self.progress is not None
-        progress = self.progress.model_copy(deep=True)
-        counts = progress.competitors
-        rows: dict[str, list[dict[str, Any]]] = {"states": [], "competitors": [], "activity": []}
+        tally = _UserTally(self.progress.model_copy(deep=True))
+        counts = tally.progress.competitors
         for user, fetched in batch:
             uid = user.syned_user_id
             counts.total += 1
+            error: str | None = None
             if fetched.odl is not None:
                 changes = solve_changes.get(uid, SolveChanges(0, 0))
                 events_changed = event_changes.get(uid, 0)
@@ -469,23 +472,19 @@ class _SyncRun:
                 counts.flash_ctf_events_changed += events_changed
                 counts.without_flash_ctf_progress += fetched.no_flash_progress
                 counts.flagged_for_totals += flag
-                result, error = ("updated" if found else "unchanged"), None
-                accessed = _unix_time(fetched.odl.last_accessed_unix_timestamp)
-                rows["states"].append(
-                    {
-                        "syned_user_id": uid,
-                        "synced": True,
-                        "result": result,
-                        "error": None,
-                        "flag": flag,
-                        "remote_accessed_at": accessed,
-                    }
+                tally.states.append(
+                    SyncStateRow(
+                        syned_user_id=uid,
+                        synced=True,
+                        result="updated" if found else "unchanged",
+                        error=None,
+                        flag=flag,
+                        remote_accessed_at=fetched.last_accessed,
+                    )
                 )
-                activity = accessed or _latest_solve(fetched)
+                activity = fetched.last_activity
                 if activity is not None:
-                    rows["activity"] += [
-                        {"competitor_id": cid, "last_activity": activity} for cid in user.competitor_ids
-                    ]
+                    tally.activity += [ActivityRow(cid, activity) for cid in user.competitor_ids]
             else:
                 if fetched.missing is not None:
                     counts.skipped_remote_missing += 1
@@ -496,27 +495,15 @@ class _SyncRun:
                 else:
                     counts.failed += 1
                     result, error = "failed", str(fetched.error)
-                progress.add_error("competitor", uid, error)
-                rows["states"].append(
-                    {"syned_user_id": uid, "synced": False, "result": result, "error": error, "flag": False}
+                tally.progress.add_error("competitor", uid, error)
+                tally.states.append(
+                    SyncStateRow(syned_user_id=uid, synced=False, result=result, error=error, flag=False)
                 )
-            rows["competitors"] += [
-                {"competitor_id": cid, "synced": fetched.odl is not None, "error": error} for cid in user.competitor_ids
-            ]
-        progress.after_user = batch[-1][0].syned_user_id
-        return progress, rows
+            tally.competitors += [CompetitorMark(cid, fetched.odl is not None, error) for cid in user.competitor_ids]
+        tally.progress.after_user = batch[-1][0].syned_user_id
+        return tally
 
     # -- teams ---------------------------------------------------------------------------
-
-    def _linked_teams(self) -> Iterator[LinkedTeam]:
-        assert self.progress is not None
-        after = self.progress.after_team
-        while True:
-            page = self.store.linked_teams_page(self.coach_id, after, TEAM_PAGE_SIZE)
-            yield from page
-            if len(page) < TEAM_PAGE_SIZE:
-                return
-            after = page[-1].id
 
     def _sync_team(self, team: LinkedTeam) -> TeamSync:
         """Runs on a pool thread: assign the members the platform does not list yet, remove those we no longer have.
@@ -527,31 +514,24 @@ class _SyncRun:
         """
         if not team.coach_approved:
             return TeamSync(coach_not_approved=True)
-        try:
-            listed = self.client.get_team_assignments(team.game_platform_id)
-            if isinstance(listed, RemoteMissing):
-                return TeamSync(missing=listed)
-            on_team = {a.syned_user_id for a in listed.assignments if a.syned_team_id in (None, team.game_platform_id)}
-            results: list[MemberResult] = []
-            for member in team.members:
-                if not member.syned_user_id:
-                    results.append(MemberResult(member, "no_platform_id", "competitor has no Game Platform id"))
-                elif member.syned_user_id in on_team:
-                    results.append(MemberResult(member, "already_assigned"))
-                elif self.dry_run:
-                    results.append(MemberResult(member, "assigned"))
-                else:
-                    results.append(self._assign(team, member))
-            ours = {m.syned_user_id for m in team.members if m.syned_user_id}
-            stale = sorted(uid for uid in on_team - ours if not self._moves_to_another_team(uid, team))
-            removed = tuple(RemovedMember(uid, "removed") if self.dry_run else self._remove(uid) for uid in stale)
-            return TeamSync(members=tuple(results), removed=removed)
-        except GamePlatformAuthError:
-            raise
-        except DeadlineReached:
-            return TeamSync(deferred=True)
-        except GamePlatformError as exc:
-            return TeamSync(error=exc)
+        listed = self.session.client.get_team_assignments(team.game_platform_id)
+        if isinstance(listed, RemoteMissing):
+            return TeamSync(missing=listed)
+        on_team = {a.syned_user_id for a in listed.assignments if a.syned_team_id in (None, team.game_platform_id)}
+        results: list[MemberResult] = []
+        for member in team.members:
+            if not member.syned_user_id:
+                results.append(MemberResult(member, "no_platform_id", "competitor has no Game Platform id"))
+            elif member.syned_user_id in on_team:
+                results.append(MemberResult(member, "already_assigned"))
+            elif self.dry_run:
+                results.append(MemberResult(member, "assigned"))
+            else:
+                results.append(self._assign(team, member))
+        ours = {m.syned_user_id for m in team.members if m.syned_user_id}
+        stale = sorted(uid for uid in on_team - ours if not self._moves_to_another_team(uid, team))
+        removed = tuple(RemovedMember(uid, "removed") if self.dry_run else self._remove(uid) for uid in stale)
+        return TeamSync(members=tuple(results), removed=removed)
 
     def _moves_to_another_team(self, syned_user_id: str, team: LinkedTeam) -> bool:
         """Is the user on another of our synced teams locally (so that team's sync assigns them there)?"""
@@ -560,7 +540,7 @@ class _SyncRun:
 
     def _remove(self, syned_user_id: str) -> RemovedMember:
         try:
-            self.client.delete_assignment(syned_user_id)  # a 404: already off the team, which is the aim
+            self.session.client.delete_assignment(syned_user_id)  # a 404: already off the team, which is the aim
         except (GamePlatformAuthError, DeadlineReached):
             raise
         except GamePlatformError as exc:
@@ -570,7 +550,7 @@ class _SyncRun:
     def _assign(self, team: LinkedTeam, member: TeamMember) -> MemberResult:
         assert member.syned_user_id is not None
         try:
-            answer = self.client.assign_team(team.game_platform_id, member.syned_user_id)
+            answer = self.session.client.assign_team(team.game_platform_id, member.syned_user_id)
         except (GamePlatformAuthError, DeadlineReached):
             raise
         except GamePlatformError as exc:
@@ -580,35 +560,30 @@ class _SyncRun:
         return MemberResult(member, "assigned")
 
     def _sync_teams(self) -> DrainEnd:
+        assert self.progress is not None
         self._linked_team_of = self.store.linked_team_of_users()
-        results = fetch_in_order(
-            self.pool,
-            self._linked_teams(),
-            self._sync_team,
-            window=self.session.window,
-            keep_going=self.session.budget.can_start_call,
+        teams = keyset(
+            lambda after, limit: self.store.linked_teams_page(self.coach_id, after, limit),
+            lambda team: team.id,
+            after=self.progress.after_team,
+            page_size=TEAM_PAGE_SIZE,
         )
-        drain: Drain[LinkedTeam, TeamSync] = Drain(
-            classify=_outcome,
-            flush=self._write_teams,
-            batch_size=TEAM_WRITE_BATCH,
-            outage_threshold=self.session.outage_threshold,
-            error_of=_error_of,
+        return self.session.walk(
+            teams, self._sync_team, self._write_teams, result=TeamSync, batch_size=TEAM_WRITE_BATCH
         )
-        return drain.run(results)
 
     def _write_teams(self, batch: list[tuple[LinkedTeam, TeamSync]]) -> None:
         assert self.progress is not None
         progress = self.progress.model_copy(deep=True)
         counts = progress.teams
-        team_rows: list[dict[str, Any]] = []
-        member_rows: list[dict[str, Any]] = []
+        team_rows: list[TeamMark] = []
+        member_rows: list[TeamMemberMark] = []
         for team, result in batch:
             counts.total += 1
             if result.coach_not_approved:
                 counts.skipped_coach_not_approved += 1
                 progress.add_error("team", team.game_platform_id, COACH_NOT_APPROVED)
-                team_rows.append({"team_id": team.id, "synced": False, "error": COACH_NOT_APPROVED})
+                team_rows.append(TeamMark(team.id, False, COACH_NOT_APPROVED))
                 continue
             if result.missing is not None or result.error is not None:
                 error = result.missing.describe() if result.missing is not None else str(result.error)
@@ -617,7 +592,7 @@ class _SyncRun:
                 else:
                     counts.failed += 1
                 progress.add_error("team", team.game_platform_id, error)
-                team_rows.append({"team_id": team.id, "synced": False, "error": error})
+                team_rows.append(TeamMark(team.id, False, error))
                 continue
             failures = 0
             for member in result.members:
@@ -633,14 +608,8 @@ class _SyncRun:
                     progress.add_error(
                         "team_member", f"{team.game_platform_id}/{member.member.syned_user_id}", member.error or ""
                     )
-                member_rows.append(
-                    {
-                        "team_id": team.id,
-                        "competitor_id": member.member.competitor_id,
-                        "synced": member.status in ("assigned", "already_assigned"),
-                        "error": member.error,
-                    }
-                )
+                synced = member.status in ("assigned", "already_assigned")
+                member_rows.append(TeamMemberMark(team.id, member.member.competitor_id, synced, member.error))
             for gone in result.removed:
                 if gone.status == "removed":
                     counts.members_removed += 1
@@ -650,16 +619,10 @@ class _SyncRun:
                     progress.add_error("team_member", f"{team.game_platform_id}/{gone.syned_user_id}", gone.error or "")
             if failures:
                 counts.failed += 1
-                team_rows.append(
-                    {
-                        "team_id": team.id,
-                        "synced": False,
-                        "error": f"{failures} member(s) could not be assigned or removed",
-                    }
-                )
+                team_rows.append(TeamMark(team.id, False, f"{failures} member(s) could not be assigned or removed"))
             else:
                 counts.synced += 1
-                team_rows.append({"team_id": team.id, "synced": True, "error": None})
+                team_rows.append(TeamMark(team.id, True, None))
         progress.after_team = batch[-1][0].id
 
         def write() -> SyncProgress:
@@ -670,138 +633,91 @@ class _SyncRun:
         self._commit(write)
 
 
-def _unix_time(value: int | None) -> datetime | None:
-    return datetime.fromtimestamp(value, UTC) if value is not None else None
+@dataclass
+class _UserTally:
+    """A batch of users counted: the sync run's progress past it, and the rows to write."""
+
+    progress: SyncProgress
+    states: list[SyncStateRow] = field(default_factory=list)
+    activity: list[ActivityRow] = field(default_factory=list)
+    competitors: list[CompetitorMark] = field(default_factory=list)
 
 
-def _latest_solve(fetched: UserFetch) -> datetime | None:
-    """When the user last solved something, among the solves in this answer."""
-    solves = list(fetched.odl.challenge_solves) if fetched.odl is not None else []
-    for item in fetched.flash.flash_ctfs if fetched.flash is not None else []:
-        solves += item.challenge_solves
-    stamps = [s.timestamp_unix for s in solves if s.timestamp_unix is not None]
-    return _unix_time(max(stamps)) if stamps else None
-
-
-def _solve_and_event_rows(
-    batch: list[tuple[LinkedUser, UserFetch]],
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _solve_and_event_rows(batch: list[tuple[LinkedUser, ScoresFetch]]) -> tuple[list[SolveRow], list[FlashEventRow]]:
     """Rows for the solves and flash-CTF events in a batch, one per key, the last seen winning.
 
     The vendor has been seen to list a solve twice in one answer (and a flash-CTF
     solve may also appear among the ODL ones); one statement may not upsert a
     row twice, and the later item is the vendor's latest word.
     """
-    solves: dict[tuple[str, int], dict[str, Any]] = {}
-    events: dict[tuple[str, str], dict[str, Any]] = {}
+    solves: dict[tuple[str, int], SolveRow] = {}
+    events: dict[tuple[str, str], FlashEventRow] = {}
     for user, fetched in batch:
         if fetched.odl is None:
             continue
         uid = user.syned_user_id
         sources: list[tuple[str, str | None, ChallengeSolve]] = [("odl", None, s) for s in fetched.odl.challenge_solves]
-        for item in fetched.flash.flash_ctfs if fetched.flash is not None else []:
-            events[(uid, item.event_id)] = {
-                "syned_user_id": uid,
-                "event_id": item.event_id,
-                "flash_ctf_name": item.flash_ctf_name,
-                "start_unix": item.flash_ctf_time_start_unix,
-                "end_unix": item.flash_ctf_time_end_unix,
-                "challenges_solved": item.solved,
-                "points_earned": item.points_earned,
-                "max_points_possible": item.max_points_possible,
-                "rank": item.rank,
-                "raw_payload": item.raw_payload,
-            }
+        for item in fetched.flash_ctfs:
+            events[(uid, item.event_id)] = FlashEventRow(
+                syned_user_id=uid,
+                event_id=item.event_id,
+                flash_ctf_name=item.flash_ctf_name,
+                start_unix=item.flash_ctf_time_start_unix,
+                end_unix=item.flash_ctf_time_end_unix,
+                challenges_solved=item.solved,
+                points_earned=item.points_earned,
+                max_points_possible=item.max_points_possible,
+                rank=item.rank,
+                raw_payload=item.raw_payload,
+            )
             sources += [("flash_ctf", item.event_id, s) for s in item.challenge_solves]
         for source, event_id, solve in sources:
             key = (uid, solve.challenge_solve_id)
             solves.pop(key, None)  # the last seen goes last, as if it had been the only one
-            solves[key] = {
-                "syned_user_id": uid,
-                "challenge_solve_id": solve.challenge_solve_id,
-                "source": source,
-                "flash_ctf_event_id": event_id,
-                "challenge_id": solve.challenge_id,
-                "challenge_title": solve.challenge_title,
-                "challenge_category": solve.challenge_category,
-                "challenge_points": solve.challenge_points,
-                "challenge_retired": solve.challenge_retired,
-                "nist_nice_work_roles": solve.nist_nice_work_roles,
-                "timestamp_unix": solve.timestamp_unix,
-                "raw_payload": solve.raw_payload,
-            }
+            solves[key] = SolveRow(
+                syned_user_id=uid,
+                challenge_solve_id=solve.challenge_solve_id,
+                source=source,
+                flash_ctf_event_id=event_id,
+                challenge_id=solve.challenge_id,
+                challenge_title=solve.challenge_title,
+                challenge_category=solve.challenge_category,
+                challenge_points=solve.challenge_points,
+                challenge_retired=solve.challenge_retired,
+                nist_nice_work_roles=solve.nist_nice_work_roles,
+                timestamp_unix=solve.timestamp_unix,
+                raw_payload=solve.raw_payload,
+            )
     return list(solves.values()), list(events.values())
-
-
-def run_output(
-    status: str, payload: SyncRequest, progress: SyncProgress | None, continuation: UUID | None = None
-) -> dict[str, Any]:
-    """The job's output: the whole run's counts so far (a continuation's output covers the run to date)."""
-    coach = str(payload.coach_id) if payload.coach_id is not None else None
-    body: dict[str, Any] = {
-        "status": status,
-        "dryRun": payload.dry_run,
-        "coachId": coach,
-        "forceFullSync": payload.force_full_sync,
-        "forceFlashCtfSync": payload.force_flash_ctf_sync,
-    }
-    if progress is not None:
-        body.update(
-            {
-                "runId": progress.run_id,
-                "startedAt": progress.started_at.isoformat(),
-                "fullSync": progress.full_sync,
-                "flashCtfProgress": "all users" if progress.flash_for_all else "first-time users only",
-                "incrementalWindow": (
-                    "ignored (forceFullSync)" if progress.ignore_window else "since each user's last sync"
-                ),
-                "invocations": progress.invocations,
-                **progress.counts(),
-                "errors": [e.model_dump() for e in progress.errors],
-                "errorsOmitted": progress.errors_omitted,
-            }
-        )
-    if continuation is not None:
-        body["continuationJobId"] = str(continuation)
-    return body
 
 
 def _resume_or_skip(
     ctx: JobContext, store: GamePlatformStore, payload: SyncPayload
 ) -> tuple[SyncProgress | None, dict[str, Any] | None]:
-    """Which run this job drives: (its progress, None), (None, None) for a new run, or (None, output) to stop."""
-    if payload.cursor is not None and payload.cursor.run_id is not None:
-        run = store.load_run(payload.cursor.run_id)
-        if run is None:
-            raise PermanentJobError(f"sync run {payload.cursor.run_id} named by this continuation no longer exists")
-        if run.status != "running" or run.job_id != ctx.job_id:
-            return None, _superseded(payload, run.id, run.status, run.job_id)
-        return SyncProgress.model_validate(run.progress), None
-    own = store.run_started_by(ctx.job_id)
-    if own is not None:
-        if own.status == "running" and own.job_id == ctx.job_id:
-            return SyncProgress.model_validate(own.progress), None  # this job's retry
-        return None, _superseded(payload, own.id, own.status, own.job_id)
-    other = store.running_run_in_scope(payload.coach_id)
-    if other is not None:
-        owner_status = ctx.queue.status_of(other.job_id) if other.job_id is not None else None
-        if owner_status in ("pending", "processing"):
-            return None, {
-                **run_output("skipped", payload, None),
-                "runId": other.id,
-                "reason": f"sync run {other.id} for the same scope is in progress "
-                f"(job {other.job_id} is {owner_status})",
-            }
-        store.abandon_run(other.id, f"abandoned: the job driving it ({other.job_id}) is {owner_status or 'gone'}")
+    """Which sync run this job drives: (its progress, None), (None, None) for a new one, or (None, output) to stop.
+
+    A continuation names its sync run; any other job may be a retry of the job
+    that started one. Otherwise a sync run of the same scope still driven by a
+    live job makes this one a duplicate, and one whose job is gone is failed so
+    that this job starts afresh.
+    """
+    named = payload.cursor.sync_run_id if payload.cursor is not None else None
+    found = store.resume_sync_run(ctx.job_id, named)
+    if found is None and named is not None:
+        raise PermanentJobError(f"sync run {named} named by this continuation no longer exists")
+    if found is not None:
+        if found.owned:
+            return SyncProgress.model_validate(found.progress), None
+        reason = f"sync run {found.id} is {found.status} and driven by job {found.job_id}, not this one"
+        return None, sync_output(SyncOutcome(status="superseded", sync_run_id=found.id, reason=reason), payload, None)
+    busy = store.supersede_stale_sync_run(payload.coach_id)
+    if busy is not None:
+        reason = (
+            f"sync run {busy.sync_run_id} for the same scope is in progress (job {busy.job_id} is {busy.job_status})"
+        )
+        outcome = SyncOutcome(status="skipped", sync_run_id=busy.sync_run_id, reason=reason)
+        return None, sync_output(outcome, payload, None)
     return None, None
-
-
-def _superseded(payload: SyncRequest, run_id: int, status: str, job_id: UUID | None) -> dict[str, Any]:
-    return {
-        **run_output("superseded", payload, None),
-        "runId": run_id,
-        "reason": f"sync run {run_id} is {status} and driven by job {job_id}, not this one",
-    }
 
 
 def handle(ctx: JobContext, payload: SyncPayload) -> dict[str, Any]:
@@ -813,31 +729,30 @@ def handle(ctx: JobContext, payload: SyncPayload) -> dict[str, Any]:
     if early is not None:
         log("game_platform_sync.not_run", "warning", job_id=str(ctx.job_id), **early)
         return early
-    sync: _SyncRun | None = None
-    try:
-        with vendor_session(ctx) as session:
-            sync = _SyncRun(ctx, payload, store, session)
-            return sync.run(progress if progress is not None else sync.begin())
-    except RunSuperseded as exc:
-        log("game_platform_sync.superseded", "warning", job_id=str(ctx.job_id), reason=str(exc))
-        return {**run_output("superseded", payload, sync.progress if sync else None), "reason": str(exc)}
-    except Exception as exc:
-        if sync is not None and sync.progress is not None and sync.progress.run_id is not None:
-            _record_failure(ctx, store, sync.progress, exc)
-        job_error = as_job_error(exc)
-        if job_error is exc:
+    job: _SyncJob | None = None
+    with job_errors():
+        try:
+            with vendor_session(ctx) as session:
+                job = _SyncJob(ctx, payload, store, session)
+                return job.drive(progress if progress is not None else job.begin())
+        except SyncRunSuperseded as exc:
+            log("game_platform_sync.superseded", "warning", job_id=str(ctx.job_id), reason=str(exc))
+            outcome = SyncOutcome(status="superseded", reason=str(exc))
+            return sync_output(outcome, payload, job.progress if job else None)
+        except Exception as exc:
+            if job is not None and job.progress is not None and job.progress.sync_run_id is not None:
+                _record_failure(ctx, store, job.progress, exc)
             raise
-        raise job_error from exc
 
 
 def _record_failure(ctx: JobContext, store: GamePlatformStore, progress: SyncProgress, exc: Exception) -> None:
-    """Note why the run stopped; on the job's last attempt the run fails with it."""
-    assert progress.run_id is not None
+    """Note why the sync run stopped; on the job's last attempt the sync run fails with it."""
+    assert progress.sync_run_id is not None
     error = describe(exc)
     with suppress(Exception):  # the database may be what failed; the job's own error says why
         if ctx.is_last_attempt:
-            store.finish_run(
-                progress.run_id,
+            store.finish_sync_run(
+                progress.sync_run_id,
                 ctx.job_id,
                 status="failed",
                 progress=progress.dump(),
@@ -845,7 +760,7 @@ def _record_failure(ctx: JobContext, store: GamePlatformStore, progress: SyncPro
                 error=error,
             )
         else:
-            store.note_run_error(progress.run_id, ctx.job_id, error)
+            store.note_sync_run_error(progress.sync_run_id, ctx.job_id, error)
 
 
 TASK = TaskSpec(SYNC_TASK_TYPE, SyncPayload, handle)

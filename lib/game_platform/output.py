@@ -35,3 +35,11 @@ class ItemError(OutputModel):
     kind: Literal["competitor", "team", "team_member"]
     id: str
     error: str
+
+
+class ItemCounts(OutputModel):
+    """Items a walk handled (users, teams), by the outcomes every walk has; each job's counts add their own."""
+
+    total: int = 0
+    skipped_remote_missing: int = 0  # the platform does not know the item (404)
+    failed: int = 0

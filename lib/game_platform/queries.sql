@@ -95,17 +95,11 @@ with incoming as (
            to_timestamp(timestamp_unix), raw_payload
       from incoming
     on conflict (syned_user_id, challenge_solve_id) do update
-       set source = excluded.source,
-           flash_ctf_event_id = excluded.flash_ctf_event_id,
-           challenge_id = excluded.challenge_id,
-           challenge_title = excluded.challenge_title,
-           challenge_category = excluded.challenge_category,
-           challenge_points = excluded.challenge_points,
-           challenge_retired = excluded.challenge_retired,
-           nist_nice_work_roles = excluded.nist_nice_work_roles,
-           solved_at = excluded.solved_at,
-           raw_payload = excluded.raw_payload,
-           updated_at = now()
+       set (source, flash_ctf_event_id, challenge_id, challenge_title, challenge_category, challenge_points,
+            challenge_retired, nist_nice_work_roles, solved_at, raw_payload, updated_at)
+         = (excluded.source, excluded.flash_ctf_event_id, excluded.challenge_id, excluded.challenge_title,
+            excluded.challenge_category, excluded.challenge_points, excluded.challenge_retired,
+            excluded.nist_nice_work_roles, excluded.solved_at, excluded.raw_payload, now())
      where (s.raw_payload, s.source, s.flash_ctf_event_id)
            is distinct from (excluded.raw_payload, excluded.source, excluded.flash_ctf_event_id)
     returning s.syned_user_id, (s.xmax = 0) as inserted
@@ -140,15 +134,10 @@ with incoming as (
            coalesce(challenges_solved, 0), coalesce(points_earned, 0), max_points_possible, rank, raw_payload
       from incoming
     on conflict (syned_user_id, event_id) do update
-       set flash_ctf_name = excluded.flash_ctf_name,
-           started_at = excluded.started_at,
-           ended_at = excluded.ended_at,
-           challenges_solved = excluded.challenges_solved,
-           points_earned = excluded.points_earned,
-           max_points_possible = excluded.max_points_possible,
-           rank = excluded.rank,
-           raw_payload = excluded.raw_payload,
-           updated_at = now()
+       set (flash_ctf_name, started_at, ended_at, challenges_solved, points_earned, max_points_possible, rank,
+            raw_payload, updated_at)
+         = (excluded.flash_ctf_name, excluded.started_at, excluded.ended_at, excluded.challenges_solved,
+            excluded.points_earned, excluded.max_points_possible, excluded.rank, excluded.raw_payload, now())
      where e.raw_payload is distinct from excluded.raw_payload
     returning e.syned_user_id
 )

@@ -292,6 +292,11 @@ def _flagged_user(row: dict[str, Any]) -> FlaggedUser:
     )
 
 
+def _flag_key(user: FlaggedUser) -> tuple[datetime, str]:
+    assert user.flagged_since is not None  # a flagged user says since when (a check constraint)
+    return (user.flagged_since, user.syned_user_id)
+
+
 class GamePlatformStore:
     """The domain tables as seen through the job's connection."""
 
@@ -409,6 +414,15 @@ class GamePlatformStore:
         rows = self.db.fetchall(QUERIES["linked_users_page"], {"coach_id": coach_id, "after": after, "limit": limit})
         return [LinkedUser(r["syned_user_id"], tuple(r["competitor_ids"]), r["last_synced_at"]) for r in rows]
 
+    def linked_users(self, coach_id: UUID | None, *, after: str | None, page_size: int) -> Iterator[LinkedUser]:
+        """Every linked platform user in scope after `after`, in platform-id order."""
+        return keyset(
+            lambda after, limit: self.linked_users_page(coach_id, after, limit),
+            lambda user: user.syned_user_id,
+            after=after,
+            page_size=page_size,
+        )
+
     def sentinel_users(self, coach_id: UUID | None, limit: int) -> list[str]:
         rows = self.db.fetchall(QUERIES["sentinel_users"], {"coach_id": coach_id, "limit": limit})
         return [r["syned_user_id"] for r in rows]
@@ -465,6 +479,15 @@ class GamePlatformStore:
             for r in rows
         ]
 
+    def linked_teams(self, coach_id: UUID | None, *, after: UUID | None, page_size: int) -> Iterator[LinkedTeam]:
+        """Every linked team in scope after `after`, in id order."""
+        return keyset(
+            lambda after, limit: self.linked_teams_page(coach_id, after, limit),
+            lambda team: team.id,
+            after=after,
+            page_size=page_size,
+        )
+
     def linked_team_of_users(self) -> dict[str, str]:
         """Platform user -> the platform id of the linked team of ours they are on."""
         return {r["syned_user_id"]: r["team"] for r in self.db.fetchall(QUERIES["linked_team_of_users"])}
@@ -499,6 +522,36 @@ class GamePlatformStore:
             QUERIES["linked_users_for_sweep_page"], {"coach_id": coach_id, "after": after, "limit": limit}
         )
         return [_flagged_user(r) for r in rows]
+
+    def flagged_users(
+        self,
+        coach_id: UUID | None,
+        bound: datetime,
+        *,
+        after: tuple[datetime, str] | None,
+        page_size: int,
+        limit: int,
+    ) -> Iterator[FlaggedUser]:
+        """At most `limit` flagged users after the (flag time, user) cursor, flagged by `bound`, oldest first."""
+        return keyset(
+            lambda after, size: self.flagged_users_page(coach_id, bound, after, size),
+            _flag_key,
+            after=after,
+            page_size=page_size,
+            limit=limit,
+        )
+
+    def linked_users_for_sweep(
+        self, coach_id: UUID | None, *, after: str | None, page_size: int, limit: int
+    ) -> Iterator[FlaggedUser]:
+        """`forceAll`: at most `limit` linked users after `after`, flagged or not, in platform-id order."""
+        return keyset(
+            lambda after, size: self.linked_users_for_sweep_page(coach_id, after, size),
+            lambda user: user.syned_user_id,
+            after=after,
+            page_size=page_size,
+            limit=limit,
+        )
 
     def write_totals(
         self,

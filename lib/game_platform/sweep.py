@@ -30,7 +30,7 @@ from uuid import UUID
 from pydantic import Field
 
 from lib.game_platform.fetching import DrainEnd
-from lib.game_platform.output import MAX_ITEM_ERRORS, OutputModel
+from lib.game_platform.output import MAX_ITEM_ERRORS, ItemCounts, OutputModel
 from lib.game_platform.payloads import TOTALS_SWEEP_TASK_TYPE, SweepRequest
 from lib.game_platform.session import ScoresFetch, VendorSession, job_errors, vendor_session
 from lib.game_platform.store import (
@@ -39,7 +39,6 @@ from lib.game_platform.store import (
     GamePlatformStore,
     StatsRow,
     TotalsError,
-    keyset,
 )
 from lib.jobs.context import JobContext
 from lib.jobs.registry import TaskSpec
@@ -66,13 +65,10 @@ class SweepResult(OutputModel):
     error: str | None = None
 
 
-class SweepCounts(OutputModel):
+class SweepCounts(ItemCounts):
     """Users swept, by outcome."""
 
-    total: int = 0
     refreshed: int = 0
-    failed: int = 0
-    skipped_remote_missing: int = 0
     not_approved: int = 0
     orphaned: int = 0
 
@@ -178,19 +174,12 @@ class _Sweep:
         """Flagged users after the cursor (every linked user with `forceAll`), at most `remaining` of them."""
         cursor, coach_id = self.cursor, self.payload.coach_id
         if self.payload.force_all:
-            return keyset(
-                lambda after, limit: self.store.linked_users_for_sweep_page(coach_id, after, limit),
-                lambda user: user.syned_user_id,
-                after=cursor.after_user,
-                page_size=PAGE_SIZE,
-                limit=cursor.remaining,
+            return self.store.linked_users_for_sweep(
+                coach_id, after=cursor.after_user, page_size=PAGE_SIZE, limit=cursor.remaining
             )
-        return keyset(
-            lambda after, limit: self.store.flagged_users_page(coach_id, cursor.bound, after, limit),
-            _flag_key,
-            after=(cursor.after_since, cursor.after_user or "") if cursor.after_since is not None else None,
-            page_size=PAGE_SIZE,
-            limit=cursor.remaining,
+        after = (cursor.after_since, cursor.after_user or "") if cursor.after_since is not None else None
+        return self.store.flagged_users(
+            coach_id, cursor.bound, after=after, page_size=PAGE_SIZE, limit=cursor.remaining
         )
 
     def _more_linked_users(self) -> bool:
@@ -270,11 +259,6 @@ class _Sweep:
             **self.cursor.counts.model_dump(),
         )
         return sweep_output("continued", self.payload, self.cursor, continuation=next_job)
-
-
-def _flag_key(user: FlaggedUser) -> tuple[datetime, str]:
-    assert user.flagged_since is not None  # a flagged user says since when (a check constraint)
-    return (user.flagged_since, user.syned_user_id)
 
 
 def handle(ctx: JobContext, payload: SweepPayload) -> dict[str, Any]:

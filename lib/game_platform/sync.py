@@ -59,7 +59,7 @@ from lib.game_platform.errors import (
 )
 from lib.game_platform.fetching import DrainEnd, Fetched
 from lib.game_platform.models import ChallengeSolve
-from lib.game_platform.output import MAX_ITEM_ERRORS, ItemError, OutputModel
+from lib.game_platform.output import MAX_ITEM_ERRORS, ItemCounts, ItemError, OutputModel
 from lib.game_platform.payloads import SYNC_TASK_TYPE, SyncRequest
 from lib.game_platform.session import ScoresFetch, VendorSession, job_errors, vendor_session
 from lib.game_platform.store import (
@@ -75,7 +75,6 @@ from lib.game_platform.store import (
     TeamMark,
     TeamMember,
     TeamMemberMark,
-    keyset,
 )
 from lib.jobs.context import JobContext, PermanentJobError, describe
 from lib.jobs.registry import TaskSpec
@@ -94,15 +93,12 @@ SENTINEL_USERS = 3
 SyncStatus = Literal["completed", "continued", "skipped", "superseded"]
 
 
-class CompetitorCounts(OutputModel):
+class CompetitorCounts(ItemCounts):
     """Platform users handled, by outcome (in a dry run: what would happen)."""
 
-    total: int = 0
     updated: int = 0  # new or changed solves found
     unchanged: int = 0
-    skipped_remote_missing: int = 0
     not_approved: int = 0  # 403: the platform has not approved the user
-    failed: int = 0
     flagged_for_totals: int = 0
     new_solves: int = 0
     solves_changed: int = 0  # solves already stored that the vendor now describes differently
@@ -110,12 +106,11 @@ class CompetitorCounts(OutputModel):
     without_flash_ctf_progress: int = 0  # flash-CTF progress asked for, answered 404 (or 403)
 
 
-class TeamCounts(OutputModel):
-    total: int = 0
+class TeamCounts(ItemCounts):
+    """Linked teams handled, and their members, by outcome."""
+
     synced: int = 0
-    skipped_remote_missing: int = 0
     skipped_coach_not_approved: int = 0
-    failed: int = 0
     members_assigned: int = 0
     members_already_assigned: int = 0
     members_without_platform_id: int = 0
@@ -408,14 +403,8 @@ class _SyncJob:
     def _sync_users(self) -> DrainEnd:
         assert self.progress is not None
         counts = self.progress.competitors
-        users = keyset(
-            lambda after, limit: self.store.linked_users_page(self.coach_id, after, limit),
-            lambda user: user.syned_user_id,
-            after=self.progress.after_user,
-            page_size=USER_PAGE_SIZE,
-        )
         return self.session.walk(
-            users,
+            self.store.linked_users(self.coach_id, after=self.progress.after_user, page_size=USER_PAGE_SIZE),
             self._fetch_user,
             self._write_users,
             result=ScoresFetch,
@@ -562,12 +551,7 @@ class _SyncJob:
     def _sync_teams(self) -> DrainEnd:
         assert self.progress is not None
         self._linked_team_of = self.store.linked_team_of_users()
-        teams = keyset(
-            lambda after, limit: self.store.linked_teams_page(self.coach_id, after, limit),
-            lambda team: team.id,
-            after=self.progress.after_team,
-            page_size=TEAM_PAGE_SIZE,
-        )
+        teams = self.store.linked_teams(self.coach_id, after=self.progress.after_team, page_size=TEAM_PAGE_SIZE)
         return self.session.walk(
             teams, self._sync_team, self._write_teams, result=TeamSync, batch_size=TEAM_WRITE_BATCH
         )
@@ -643,6 +627,11 @@ class _UserTally:
     competitors: list[CompetitorMark] = field(default_factory=list)
 
 
+# The fields a solve row takes from the vendor's solve as they are (the NamedTuple
+# refuses a row that lacks any of its fields).
+_AS_RECEIVED = set(SolveRow._fields) & set(ChallengeSolve.model_fields)
+
+
 def _solve_and_event_rows(batch: list[tuple[LinkedUser, ScoresFetch]]) -> tuple[list[SolveRow], list[FlashEventRow]]:
     """Rows for the solves and flash-CTF events in a batch, one per key, the last seen winning.
 
@@ -674,19 +663,9 @@ def _solve_and_event_rows(batch: list[tuple[LinkedUser, ScoresFetch]]) -> tuple[
         for source, event_id, solve in sources:
             key = (uid, solve.challenge_solve_id)
             solves.pop(key, None)  # the last seen goes last, as if it had been the only one
+            received = solve.model_dump(include=_AS_RECEIVED)
             solves[key] = SolveRow(
-                syned_user_id=uid,
-                challenge_solve_id=solve.challenge_solve_id,
-                source=source,
-                flash_ctf_event_id=event_id,
-                challenge_id=solve.challenge_id,
-                challenge_title=solve.challenge_title,
-                challenge_category=solve.challenge_category,
-                challenge_points=solve.challenge_points,
-                challenge_retired=solve.challenge_retired,
-                nist_nice_work_roles=solve.nist_nice_work_roles,
-                timestamp_unix=solve.timestamp_unix,
-                raw_payload=solve.raw_payload,
+                syned_user_id=uid, source=source, flash_ctf_event_id=event_id, raw_payload=solve.raw_payload, **received
             )
     return list(solves.values()), list(events.values())
 

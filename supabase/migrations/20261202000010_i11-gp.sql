@@ -60,83 +60,67 @@ $$;
 
 -- A batch written: the sync run's progress and counts move with it.
 create or replace function public.game_platform_sync_run_checkpoint(
-    p_sync_run_id bigint,
-    p_job_id uuid,
-    p_progress jsonb,
-    p_counts jsonb
+    p_sync_run_id bigint, p_job_id uuid, p_progress jsonb, p_counts jsonb
 )
 returns boolean
-language sql
+language plpgsql
 set search_path = public, pg_temp
 as $$
-    with moved as (
-        update game_platform_sync_runs r
-           set progress = p_progress, counts = p_counts, updated_at = now()
-         where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running'
-        returning r.id
-    )
-    select exists (select 1 from moved)
+begin
+    update game_platform_sync_runs r
+       set progress = p_progress, counts = p_counts, updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
 $$;
 
--- Out of time: the continuation job (enqueued in the same transaction) drives
+-- Out of time: the continuation job, enqueued in the same transaction, drives
 -- the sync run from here.
 create or replace function public.game_platform_sync_run_hand_over(
-    p_sync_run_id bigint,
-    p_job_id uuid,
-    p_next_job_id uuid,
-    p_progress jsonb,
-    p_counts jsonb
+    p_sync_run_id bigint, p_job_id uuid, p_next_job_id uuid, p_progress jsonb, p_counts jsonb
 )
 returns boolean
-language sql
+language plpgsql
 set search_path = public, pg_temp
 as $$
-    with handed as (
-        update game_platform_sync_runs r
-           set job_id = p_next_job_id, progress = p_progress, counts = p_counts,
-               invocations = r.invocations + 1, error = null, updated_at = now()
-         where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running'
-        returning r.id
-    )
-    select exists (select 1 from handed)
+begin
+    update game_platform_sync_runs r
+       set job_id = p_next_job_id, progress = p_progress, counts = p_counts,
+           invocations = r.invocations + 1, error = null, updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
 $$;
 
 -- The end of a sync run: `completed`, or `failed` on its job's last attempt.
 create or replace function public.game_platform_sync_run_finish(
-    p_sync_run_id bigint,
-    p_job_id uuid,
-    p_status text,
-    p_progress jsonb,
-    p_counts jsonb,
-    p_error text default null
+    p_sync_run_id bigint, p_job_id uuid, p_status text, p_progress jsonb, p_counts jsonb, p_error text default null
 )
 returns boolean
-language sql
+language plpgsql
 set search_path = public, pg_temp
 as $$
-    with finished as (
-        update game_platform_sync_runs r
-           set status = p_status, progress = p_progress, counts = p_counts, error = p_error,
-               finished_at = now(), updated_at = now()
-         where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running'
-        returning r.id
-    )
-    select exists (select 1 from finished)
+begin
+    update game_platform_sync_runs r
+       set status = p_status, progress = p_progress, counts = p_counts, error = p_error,
+           finished_at = now(), updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
 $$;
 
 -- Why the driving job's attempt failed; its retry resumes the sync run.
 create or replace function public.game_platform_sync_run_note_error(p_sync_run_id bigint, p_job_id uuid, p_error text)
 returns boolean
-language sql
+language plpgsql
 set search_path = public, pg_temp
 as $$
-    with noted as (
-        update game_platform_sync_runs r
-           set error = left(p_error, 20000), updated_at = now()
-         where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running'
-        returning r.id
-    )
-    select exists (select 1 from noted)
+begin
+    update game_platform_sync_runs r
+       set error = left(p_error, 20000), updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
 $$;
 
 -- Only the bundle's own connection (service_role) calls these.

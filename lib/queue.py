@@ -204,8 +204,9 @@ class Queue:
         so a reply lost on a broken connection strands nothing.
         """
         rows = self.db.fetchall(
-            "select run_id, processing_enabled, paused_reason, scheduled, id, task_type, payload_json, attempts,"
-            " max_attempts, lease_token, run_at, lease_expires_at from job_queue_begin_run(%s, %s, %s, %s, %s)",
+            "select invocation_id as run_id, processing_enabled, paused_reason, scheduled, id, task_type, payload_json,"
+            " attempts, max_attempts, lease_token, run_at, lease_expires_at"
+            " from job_queue_begin_invocation(%s, %s, %s, %s, %s)",
             (trigger_source, limit, forced, lease, invocation_id),
             repeatable=invocation_id is not None,
         )
@@ -239,7 +240,7 @@ class Queue:
         """
         rows = self.db.fetchall(
             "select id, status, attempts, max_attempts, run_at, last_error"
-            " from job_queue_complete_run(%s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::jsonb[], %s::uuid[])",
+            " from job_queue_complete_invocation(%s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::jsonb[], %s::uuid[])",
             (
                 run_id,
                 summary.status,
@@ -318,7 +319,7 @@ class Queue:
     ) -> Admission:
         """Admit a follow-up invocation under the bound; call inside the transaction that then begins its run."""
         row = self.db.fetchone(
-            "select admitted, reason, live_runs from job_queue_fanout_admit(%s, %s, %s, %s, %s)",
+            "select admitted, reason, live_invocations as live_runs from job_queue_fanout_admit(%s, %s, %s, %s, %s)",
             (max_parallel, generation, max_generations, chain_started_at, max_chain),
         )
         assert row is not None

@@ -56,7 +56,7 @@ select c.game_platform_id as syned_user_id,
 -- name: sentinel_users --
 -- The users most likely to have played the latest flash CTF: those with the most
 -- recent (then the most) recorded events. Their progress tells whether a new
--- event happened that the rest of the run must fetch.
+-- event happened that the rest of the sync run must fetch.
 select c.game_platform_id as syned_user_id
   from competitors c
   left join game_platform_flash_ctf_events e on e.syned_user_id = c.game_platform_id

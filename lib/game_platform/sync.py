@@ -706,7 +706,7 @@ def handle(ctx: JobContext, payload: SyncPayload) -> dict[str, Any]:
     else:
         progress, early = _resume_or_skip(ctx, store, payload)
     if early is not None:
-        log("game_platform_sync.not_run", "warning", job_id=str(ctx.job_id), **early)
+        log("game_platform_sync.stood_down", "warning", job_id=str(ctx.job_id), **early)
         return early
     job: _SyncJob | None = None
     with job_errors():

@@ -49,9 +49,11 @@ from lib.errors import (
     PayloadTooLarge,
     ServerMisconfigured,
 )
+from lib.jobs.registry import TaskRegistry, default_registry
 from lib.json_input import UnsafeInput, parse_json, text_problem
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
+from lib.validation import field_errors
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_READ_TIMEOUT_SECONDS = 20.0
@@ -71,6 +73,7 @@ class Request(NamedTuple):
     query: tuple[tuple[str, str], ...]
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
+    registry: TaskRegistry = default_registry  # the task types this server runs (its handler class's)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -137,21 +140,13 @@ def model_response(model: type[BaseModel], body: dict[str, Any], status: int = 2
 Endpoint = Callable[[Request], Response]
 
 
-def _details(exc: ValidationError, source: str) -> list[dict[str, Any]]:
-    details = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        details.append({"field": loc or source, "message": error["msg"], "type": error["type"]})
-    return details
-
-
 def _validate(model: type[ModelT], data: dict[str, str] | bytes, *, source: str) -> ModelT:
     try:
         if isinstance(data, bytes):
             return model.model_validate_json(data, strict=True)
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest("The request has invalid fields.", details=_details(exc, source)) from None
+        raise InvalidRequest("The request has invalid fields.", details=field_errors(exc, whole=source)) from None
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -259,6 +254,9 @@ def _linger(connection: socket.socket) -> None:
 
 class _Handler(BaseHTTPRequestHandler):
     routes: ClassVar[dict[str, Endpoint]] = {}
+    # What the endpoints' requests carry as `request.registry`; a test serves a
+    # subclass with a registry of its own (tests/support/api.py).
+    registry: ClassVar[TaskRegistry] = default_registry
     server_version = "job-queue"
     sys_version = ""
     # Socket timeout for reading the request (and writing the answer): a client
@@ -318,7 +316,9 @@ class _Handler(BaseHTTPRequestHandler):
         problems = _header_problems(headers) + _query_problems(query)
         if problems:
             return _error_response(InvalidRequest("The request holds text that cannot be used.", details=problems))
-        return Request(method=self.command, path=split.path, query=query, headers=headers, body=body)
+        return Request(
+            method=self.command, path=split.path, query=query, headers=headers, body=body, registry=self.registry
+        )
 
     def parse_request(self) -> bool:
         self._request_consumed = False

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from lib.db import Database
 from lib.fanout import Chain, next_link
 from lib.jobs.context import JobContext, JobNotConfigured, PermanentJobError, RetryJobLater, describe
-from lib.jobs.registry import TaskRegistry, default_registry
+from lib.jobs.registry import PayloadRejected, TaskRegistry, default_registry
 from lib.jsonb import NotStorableAsJson, storable_json
 from lib.observability import capture_job_failure, log
 from lib.queue import ClaimedJob, JobState, Queue, RunSummary
@@ -411,11 +411,7 @@ class Worker:
         try:
             payload = spec.payload_model.model_validate(job.payload)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)
-            )
-            raise PermanentJobError(f"invalid payload for {job.task_type}: {problems}") from None
+            raise PermanentJobError(str(PayloadRejected.from_error(job.task_type, exc))) from None
         ctx = JobContext(
             job_id=job.id,
             task_type=job.task_type,

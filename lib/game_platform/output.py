@@ -1,10 +1,10 @@
 """What the Game Platform jobs report, and the progress they carry: every JSON key camelCase.
 
 The jobs' outputs, a sync run's progress and counts, and a continuation's
-cursor are pydantic models with snake_case fields; `OutputModel.dump` is the
-one way they become JSON, with camelCase keys (`errorsOmitted`,
-`skippedRemoteMissing`). Values (a status such as `skipped_remote_missing`)
-are data and keep their spelling.
+cursor are `lib.jsonnames.CamelModel`s with snake_case fields and camelCase
+JSON keys (`errorsOmitted`, `skippedRemoteMissing`); `OutputModel.dump` is how
+they become JSON. Values (a status such as `skipped_remote_missing`) are data
+and keep their spelling.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict
+
+from lib.jsonnames import CamelModel
 
 MAX_ITEM_ERRORS = 50
 
 
-class OutputModel(BaseModel):
-    """Fields in snake_case, JSON in camelCase; either spelling is read back (a stored cursor, a payload)."""
+class OutputModel(CamelModel):
+    """Built by field name in Python; read back from its camelCase JSON (a stored progress, a cursor)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(validate_by_name=True, extra="forbid")
 
     def dump(self, *, omit_none: Collection[str] = ()) -> dict[str, Any]:
         """The JSON form; the fields named in `omit_none` are left out when they are None."""
         absent = {name for name in omit_none if getattr(self, name) is None}
-        return self.model_dump(mode="json", by_alias=True, exclude=absent or None)
+        return self.model_dump(mode="json", exclude=absent or None)
 
 
 class ItemError(OutputModel):

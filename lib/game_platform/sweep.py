@@ -128,7 +128,7 @@ def sweep_output(
 ) -> dict[str, Any]:
     report = SweepReport(
         status=status,
-        **cursor.counts.model_dump(),
+        **cursor.counts.model_dump(by_alias=False),
         results=sorted(cursor.results, key=_listing_order),
         results_omitted=cursor.results_omitted,
         invocations=cursor.invocations,
@@ -167,7 +167,11 @@ class _Sweep:
             return self._continue()
         if self.payload.force_all and self.cursor.remaining == 0 and self._more_linked_users():
             return self._continue(next_batch=True)
-        log("game_platform_totals_sweep.completed", job_id=str(self.ctx.job_id), **self.cursor.counts.model_dump())
+        log(
+            "game_platform_totals_sweep.completed",
+            job_id=str(self.ctx.job_id),
+            **self.cursor.counts.model_dump(by_alias=False),
+        )
         return sweep_output("completed", self.payload, self.cursor)
 
     def _users(self) -> Iterator[FlaggedUser]:
@@ -256,7 +260,7 @@ class _Sweep:
             "game_platform_totals_sweep.continued",
             job_id=str(self.ctx.job_id),
             continuation_job_id=str(next_job),
-            **self.cursor.counts.model_dump(),
+            **self.cursor.counts.model_dump(by_alias=False),
         )
         return sweep_output("continued", self.payload, self.cursor, continuation=next_job)
 

@@ -355,8 +355,8 @@ class _SyncJob:
             job_id=str(self.ctx.job_id),
             sync_run_id=progress.sync_run_id,
             dry_run=self.dry_run,
-            competitors=progress.competitors.model_dump(),
-            teams=progress.teams.model_dump(),
+            competitors=progress.competitors.model_dump(by_alias=False),
+            teams=progress.teams.model_dump(by_alias=False),
         )
         return sync_output(SyncOutcome(status="completed"), self.payload, progress)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lib.jobs.registry import TaskRegistry
 from scripts.local_http import LocalHTTPServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,13 @@ def load_api_module(relative_path: str) -> Any:
     return module
 
 
+def serving(handler: Any, registry: TaskRegistry | None) -> Any:
+    """An api file's handler class serving `registry`'s task types (the default ones when None)."""
+    if registry is None:
+        return handler
+    return type(handler.__name__, (handler,), {"registry": registry})
+
+
 @dataclass
 class ApiResponse:
     status: int
@@ -43,11 +51,13 @@ class ApiResponse:
 
 
 class ApiServer:
-    """One api file served on 127.0.0.1 in a background thread."""
+    """One api file served on 127.0.0.1 in a background thread, with the task types of `registry`."""
 
-    def __init__(self, relative_path: str, *, read_timeout: float | None = None) -> None:
+    def __init__(
+        self, relative_path: str, *, registry: TaskRegistry | None = None, read_timeout: float | None = None
+    ) -> None:
         self.module = load_api_module(relative_path)
-        handler = self.module.handler
+        handler = serving(self.module.handler, registry)
         if read_timeout is not None:
             handler = type(handler.__name__, (handler,), {"timeout": read_timeout})
         self.server = LocalHTTPServer(("127.0.0.1", 0), handler)

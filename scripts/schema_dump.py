@@ -30,9 +30,9 @@ REGENERATE = "python -m scripts.schema_dump"
 
 _HEADER = f"""\
 -- The schema supabase/migrations/ produce, read from a freshly migrated
--- database's catalogs (schema `public`). Generated: do not edit. After changing
--- a migration run `{REGENERATE}` and commit this file with it;
--- tests/test_schema_dump.py fails while the two disagree.
+-- database's catalogs (schema `public`). Generated: do not edit. Migrations are
+-- append-only (docs/migrations.md): after adding one, run `{REGENERATE}` and
+-- commit this file with it; tests/test_schema_dump.py fails while the two disagree.
 """
 
 _TABLES = """

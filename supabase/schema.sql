@@ -1,7 +1,7 @@
 -- The schema supabase/migrations/ produce, read from a freshly migrated
--- database's catalogs (schema `public`). Generated: do not edit. After changing
--- a migration run `python -m scripts.schema_dump` and commit this file with it;
--- tests/test_schema_dump.py fails while the two disagree.
+-- database's catalogs (schema `public`). Generated: do not edit. Migrations are
+-- append-only (docs/migrations.md): after adding one, run `python -m scripts.schema_dump` and
+-- commit this file with it; tests/test_schema_dump.py fails while the two disagree.
 
 
 create table public.competitors (

@@ -23,10 +23,10 @@ from psycopg.rows import dict_row
 
 from lib.db import close_kept_connections, connect
 from lib.game_platform.payloads import SweepRequest, SyncRequest
+from sandbox.game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, FlashCtfResult, Solve
 from scripts.local_pg import create_database, drop_database
 from scripts.migrate import MIGRATIONS_DIR, apply_migrations, discover, ensure_supabase_compatibility
 from tests.support.api import ROOT
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, FlashCtfResult, Solve
 from tests.support.game_platform import drain_queue, enqueue, platform_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "origin"

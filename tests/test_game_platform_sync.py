@@ -14,7 +14,7 @@ from lib.game_platform.sync import INCREMENTAL_OVERLAP_SECONDS, TASK
 from lib.jobs.context import JobContext
 from lib.queue import Queue
 from lib.worker import Worker
-from tests.support.fake_game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
+from sandbox.game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
 from tests.support.game_platform import count, drain_queue, enqueue, platform_settings, seed_roster, snapshot
 from tests.support.jobs import JobFactory
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from tests.support.fake_game_platform import Dataset
+from sandbox.game_platform import Dataset
 
 _NAMESPACE = uuid.UUID("5b0c3c1e-63f6-4b8e-9d0e-0a1b2c3d4e5f")
 SEEDED_MARK = "scripts/dev.py: demo data seeded"

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -262,9 +262,15 @@ def keyset(
         after = key(items[-1])
 
 
-def _rows(rows: Sequence[tuple[Any, ...]]) -> Jsonb:
+class Row(Protocol):
+    """A typed write row: a NamedTuple, whose fields name the recordset's columns."""
+
+    def _asdict(self) -> dict[str, Any]: ...
+
+
+def _rows(rows: Sequence[Row]) -> Jsonb:
     """Typed rows as the one JSON array `jsonb_to_recordset` unpacks: each row an object of its fields."""
-    return Jsonb([row._asdict() for row in rows], dumps=_dumps)  # type: ignore[attr-defined]
+    return Jsonb([row._asdict() for row in rows], dumps=_dumps)
 
 
 def _dumps(value: Any) -> str:
@@ -310,11 +316,11 @@ class GamePlatformStore:
         now: datetime = row["now"]
         return now
 
-    def _write(self, query: str, rows: Sequence[tuple[Any, ...]], **params: Any) -> None:
+    def _write(self, query: str, rows: Sequence[Row], **params: Any) -> None:
         if rows:
             self.db.execute(QUERIES[query], {"rows": _rows(rows), **params})
 
-    def _write_returning(self, query: str, rows: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    def _write_returning(self, query: str, rows: Sequence[Row]) -> list[dict[str, Any]]:
         return self.db.fetchall(QUERIES[query], {"rows": _rows(rows)}) if rows else []
 
     # -- sync runs -----------------------------------------------------------------

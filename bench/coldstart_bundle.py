@@ -111,8 +111,9 @@ def measure_bundle_cold_start(*, repetitions: int, report: Report) -> None:
                     _wall(toolchain.python312, bundle, env, TARGET)  # the page cache, not the bytecode, warmed
                 except subprocess.CalledProcessError as exc:
                     # A function that cannot even start is a finding, not a reason to stop measuring the others.
-                    problem = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or ["?"]
-                    failures.append(f"{entrypoint} ({mode}): {problem[0][:200]}")
+                    said = (exc.stderr or b"").decode(errors="replace").strip().splitlines() or ["?"]
+                    problem = next((text for text in reversed(said) if "Error" in text), said[-1])
+                    failures.append(f"{entrypoint} ({mode}): {problem[:200]}")
                     cells += ["fails at import", "—"]
                     continue
                 floor_runs: list[float] = []

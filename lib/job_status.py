@@ -21,10 +21,15 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+def _member(value: str) -> JobStatus:
+    return JobStatus(value)
+
+
 # The status as a model field: validated as a literal of the enum's values (so its JSON
 # schema is the inline enum the API has always published, and a wrong value is refused
-# as before), then made the member.
+# as before), then made the member. The validator is a plain function: pydantic reads a
+# validator's signature, and on Python 3.12 an enum class's is `(*values)`, which it refuses.
 if TYPE_CHECKING:
     JobStatusField = JobStatus
 else:
-    JobStatusField = Annotated[Literal[tuple(s.value for s in JobStatus)], AfterValidator(JobStatus)]
+    JobStatusField = Annotated[Literal[tuple(s.value for s in JobStatus)], AfterValidator(_member)]

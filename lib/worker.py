@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pydantic import ValidationError
 
 from lib.db import Database
+from lib.errors import JobNotConfigured, PermanentJobError, RetryJobLater
 from lib.fanout import Chain, next_link
-from lib.jobs.context import JobContext, JobNotConfigured, PermanentJobError, RetryJobLater, describe
+from lib.jobs.context import JobContext, describe
 from lib.jobs.registry import TaskRegistry, default_registry
 from lib.jsonb import NotStorableAsJson, storable_json
 from lib.observability import capture_job_failure, log

@@ -48,7 +48,7 @@ if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` imp
 
 
 from lib.db import Database, connect
-from lib.errors import ApiError, ConfigurationError
+from lib.errors import ConfigurationError, DatabaseError
 from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
 from lib.queue import DEFAULT_RETENTION_DAYS, JOB_STATUSES, Queue, Schedule
 from lib.settings import Settings, get_settings, reload_settings
@@ -574,10 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     reload_settings()
     except CliError as exc:
         _fail(str(exc), exc.code, args.json)
-    except ConfigurationError as exc:
+    except (ConfigurationError, DatabaseError) as exc:  # a setting missing; the database unreachable, timing out
         _fail(str(exc), EXIT_UNAVAILABLE, args.json)
-    except ApiError as exc:  # DATABASE_URL unset, database unreachable or timing out
-        _fail(exc.message, EXIT_UNAVAILABLE, args.json)
     try:
         print(json.dumps(to_plain(result), indent=2) if args.json else text, flush=True)
     except BrokenPipeError:  # `jobs.py status | head`: the reader left; that is not an error

@@ -43,7 +43,7 @@ from uuid import UUID
 
 from lib.auth.runner import bearer_token
 from lib.db import Database, connect
-from lib.errors import Forbidden, ServerMisconfigured, ServiceUnavailable, Unauthorized
+from lib.errors import ConfigurationError, Forbidden, ServiceUnavailable, Unauthorized
 from lib.http import Request
 from lib.json_input import parse_json
 from lib.observability import log
@@ -240,7 +240,7 @@ def verify_access_token(token: str, settings: Settings, *, source: str = "bearer
         return SessionUser(_user_id(claims), "hs256", source)
 
     if not settings.supabase_url:
-        raise ServerMisconfigured(
+        raise ConfigurationError(
             "Admin sessions cannot be verified: set SUPABASE_JWT_SECRET, or SUPABASE_URL and SUPABASE_ANON_KEY."
         )
     # Reject what Supabase would reject anyway without a round trip to it.
@@ -411,7 +411,7 @@ class _SupabaseAuthCache:
 
         anon_key = secret_value(settings.supabase_anon_key)
         if not anon_key:
-            raise ServerMisconfigured(
+            raise ConfigurationError(
                 "SUPABASE_ANON_KEY is not set: Supabase Auth cannot be asked to verify admin sessions."
             )
         headers = {"apikey": anon_key, "authorization": f"Bearer {token}", "accept": "application/json"}

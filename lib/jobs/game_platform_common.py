@@ -10,10 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from lib.errors import JobNotConfigured, RetryJobLater
 from lib.game_platform.client import GamePlatformClient
 from lib.game_platform.errors import GamePlatformNotConfigured, GamePlatformRateLimited
 from lib.game_platform.fetching import Budget, VendorOutage
-from lib.jobs.context import JobContext, JobNotConfigured, RetryJobLater
+from lib.jobs.context import JobContext
 
 MAX_ITEM_ERRORS = 50
 

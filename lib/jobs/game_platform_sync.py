@@ -50,6 +50,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from lib.errors import PermanentJobError
 from lib.game_platform.client import GamePlatformClient
 from lib.game_platform.errors import (
     DeadlineReached,
@@ -62,7 +63,7 @@ from lib.game_platform.errors import (
 from lib.game_platform.fetching import Drain, DrainEnd, Outcome, fetch_in_order
 from lib.game_platform.models import ChallengeSolve, FlashCTFProgressResponse, ODLScoresResponse
 from lib.game_platform.store import GamePlatformStore, LinkedTeam, LinkedUser, SolveChanges, TeamMember
-from lib.jobs.context import JobContext, PermanentJobError, describe
+from lib.jobs.context import JobContext, describe
 from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
 from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, SyncRequest
 from lib.jobs.registry import TaskSpec

@@ -48,6 +48,7 @@ if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` imp
 
 
 from lib.db import Database, connect
+from lib.endpoints.worker import RunParams
 from lib.errors import ConfigurationError, DatabaseError
 from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
 from lib.queue import DEFAULT_RETENTION_DAYS, JOB_STATUSES, Queue, Schedule
@@ -226,7 +227,8 @@ def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> O
 def cmd_run(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
     # The worker's JSON log lines go to stderr, keeping stdout for the result.
     with contextlib.redirect_stdout(sys.stderr):
-        report = Worker(db, settings).run(limit=args.limit, force=args.force, trigger_source="cli")
+        params = RunParams.model_validate({"limit": args.limit, "force": args.force})  # the endpoint's limits
+        report = Worker(db, settings).drain(limit=params.limit, force=params.force, trigger_source="cli")
     body = report.to_json()
     if report.status == "paused":
         reason = report.paused_reason or "no reason given"

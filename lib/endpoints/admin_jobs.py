@@ -59,7 +59,7 @@ def run_worker(request: Request) -> Response:
     with admin_connection(request, settings) as (db, admin):
         params = request.input(RunParams)
         log("admin.worker_run_requested", limit=params.limit, force=params.force, user_id=str(admin.user_id))
-        report = Worker(db, admin_worker_settings(settings)).run(
+        report = Worker(db, admin_worker_settings(settings)).drain(
             limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
         )
     body = report.to_json()

@@ -103,7 +103,7 @@ def run_jobs(request: Request) -> Response:
             return start_follow_ups(url_settings, chain, count, limit)
 
     with connect(settings) as db:
-        report = Worker(db, settings, follow_ups=follow_ups).run(
+        report = Worker(db, settings, follow_ups=follow_ups).drain(
             limit=params.limit,
             force=params.force,
             trigger_source="fanout" if params.chain else trigger_source(request, credential),

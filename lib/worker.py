@@ -14,10 +14,11 @@ job re-runs that job alone. A job whose output jsonb cannot store fails alone,
 for good, and never spoils the statement that records its neighbours.
 
 Three parts: `Worker.drain` runs the jobs and decides how each ended; the
-`Completer` (River's jobcompleter is the model) owns the held successes, writes
-every outcome and returns the jobs' final states; the `WorkerReport` receives
-each job's result once, when its final state is known. The edge validates
-`limit` (lib.endpoints.worker, the CLI); `job_queue_claim` refuses one below 1.
+`Completer` (lib.completer; River's jobcompleter is the model) owns the held
+successes, writes every outcome and returns the jobs' final states; the
+`WorkerReport` receives each job's result once, when its final state is known.
+The edge validates `limit` (lib.endpoints.worker, the CLI); `job_queue_claim`
+refuses one below 1.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from lib.completer import Completed, Completer
 from lib.db import Database
 from lib.errors import JobNotConfigured, PermanentJobError, RetryJobLater
 from lib.fanout import Chain, next_link
@@ -172,76 +174,6 @@ SUCCESS_HOLD_SECONDS = 1.0
 # it, lack the same setting and hand it back, and so on until the chain's bounds.
 # (Without fan-out the next invocation is the next cron tick or ping.)
 NOT_CONFIGURED_DELAY = timedelta(seconds=60)
-
-
-class Completed(NamedTuple):
-    """A success the completer wrote: the job's state after it, or None when its lease was lost."""
-
-    position: int  # in the invocation's claim
-    job: ClaimedJob
-    state: JobState | None
-    duration_ms: int
-
-
-class _Held(NamedTuple):
-    position: int
-    job: ClaimedJob
-    output: Any
-    duration_ms: int
-    finished_at: float
-
-
-class Completer:
-    """Writes the jobs' outcomes and returns their final states, holding quick successes to write them together.
-
-    A failure is written at once (`fail`). A success is held (`hold`) and written
-    with the others held — by `flush`, or by `complete_invocation` together with
-    the invocation's close — and every write returns the states it left, the
-    jobs whose lease was lost (cancelled, taken over) included as None. A write
-    that fails leaves its successes held, for the invocation's close to record.
-    """
-
-    def __init__(self, queue: Queue, clock: Callable[[], float]) -> None:
-        self.queue = queue
-        self.clock = clock
-        self._held: list[_Held] = []
-
-    @property
-    def held(self) -> int:
-        """Successes not written yet."""
-        return len(self._held)
-
-    def hold(self, position: int, job: ClaimedJob, output: Any, duration_ms: int) -> None:
-        self._held.append(_Held(position, job, output, duration_ms, self.clock()))
-
-    def fail(self, job: ClaimedJob, error: str, retry_in: timedelta | None) -> JobState | None:
-        """Fail a job now (a retry after `retry_in`, or for good when None); None when its lease was lost."""
-        return self.queue.mark_failed(job, error, retry_in)
-
-    def flush_if_older_than(self, seconds: float) -> list[Completed]:
-        """Write the held successes once the oldest has waited `seconds`; else nothing."""
-        if self._held and self._held[0].finished_at <= self.clock() - seconds:
-            return self.flush()
-        return []
-
-    def flush(self) -> list[Completed]:
-        """Write the held successes now, in one statement."""
-        if not self._held:
-            return []
-        states = self.queue.mark_succeeded_batch([(h.job, h.output) for h in self._held])
-        return self._completed(states)
-
-    def complete_invocation(self, invocation_id: int, summary: InvocationSummary) -> list[Completed]:
-        """Write the held successes and close the invocation with `summary`, in one statement.
-
-        `summary.succeeded` counts the successes recorded before; the database adds the held ones it records.
-        """
-        states = self.queue.complete_invocation(invocation_id, summary, [(h.job, h.output) for h in self._held])
-        return self._completed(states)
-
-    def _completed(self, states: dict[uuid.UUID, JobState]) -> list[Completed]:
-        held, self._held = self._held, []
-        return [Completed(h.position, h.job, states.get(h.job.id), h.duration_ms) for h in held]
 
 
 def _fields(job: ClaimedJob) -> dict[str, Any]:
@@ -412,7 +344,9 @@ class Worker:
         if isinstance(outcome, _Success):
             completer.hold(position, job, outcome.output, outcome.duration_ms)
         elif isinstance(outcome, _NotConfigured):
-            report.add(position, self._hand_back(job, outcome, delay=NOT_CONFIGURED_DELAY if fan_out else None))
+            report.add(
+                position, self._hand_back(job, outcome, completer, delay=NOT_CONFIGURED_DELAY if fan_out else None)
+            )
         else:
             state = completer.fail(job, describe(outcome.error), outcome.retry_in)
             report.add(position, self._report(job, state, outcome, outcome.duration_ms))
@@ -480,10 +414,12 @@ class Worker:
             return _Failure(exc, self.policy.delay(job.attempts), took())
         return _Success(stored, took())
 
-    def _hand_back(self, job: ClaimedJob, outcome: _NotConfigured, *, delay: timedelta | None) -> JobResult:
+    def _hand_back(
+        self, job: ClaimedJob, outcome: _NotConfigured, completer: Completer, *, delay: timedelta | None
+    ) -> JobResult:
         """A configuration error: the job goes back to pending unstarted, its attempt not spent."""
         error = describe(outcome.error)
-        released = self.queue.release([job], delay=delay) == 1
+        released = completer.hand_back(job, delay)
         status = "pending" if released else (self.queue.status_of(job.id) or "deleted")
         log("job.not_configured", "warning", **_fields(job), error=error, handed_back=released)
         capture_job_failure(

@@ -43,6 +43,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lib.sql import load_queries
 from scripts.vercelcheck.build import (
     ROOT,
     CheckFailed,
@@ -55,6 +56,8 @@ from scripts.vercelcheck.build import (
     read_lock,
     run_builder,
 )
+
+QUERIES = load_queries(__file__, "vercel_check.sql")
 
 WORKER = "api/jobs/run.py"
 
@@ -146,9 +149,7 @@ def services() -> Iterator[tuple[dict[str, str], Any]]:
     warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")  # pgserver's platformdirs, harmless
     with postgres_server() as admin_url, fresh_database(admin_url, prefix="vercelcheck") as conninfo:
         with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(
-                "insert into profiles (id, role, email) values (%s, 'admin', 'admin@example.com')", (ADMIN_ID,)
-            )
+            conn.execute(QUERIES["insert_admin"], {"id": ADMIN_ID})
         sandbox_dir = Path(tempfile.mkdtemp(prefix="vercelcheck-sandbox-"))
         sandbox = start_sandbox(matrix.VENDOR_TOKEN, sandbox_dir)
         try:

@@ -48,6 +48,9 @@ from lib.http import Request
 from lib.json_input import parse_json
 from lib.observability import log
 from lib.settings import Settings, secret_value
+from lib.sql import load_queries
+
+QUERIES = load_queries(__file__, "admin.sql")
 
 if TYPE_CHECKING:
     import httpx
@@ -473,7 +476,7 @@ def authenticate(request: Request, settings: Settings) -> SessionUser:
 
 def authorize_admin(db: Database, user: SessionUser) -> AdminSession:
     """Admit `user` if their profile's role is `admin`: 401 without a profile, 403 otherwise."""
-    row = db.fetchone("select role from public.profiles where id = %s", (user.user_id,))
+    row = db.fetchone(QUERIES["profile_role"], {"user_id": user.user_id})
     if row is None:
         log("auth.no_profile", "info", user_id=str(user.user_id))
         raise Unauthorized("No profile exists for this user; sign in with an admin account.")

@@ -25,6 +25,10 @@ from typing import Any
 
 import psycopg
 
+from lib.sql import load_queries
+
+QUERIES = load_queries(__file__, "cron.sql")
+
 VERCEL_CRON_USER_AGENT = "vercel-cron/1.0"
 
 _FIELDS = (  # name, lowest, highest
@@ -170,16 +174,14 @@ class ScheduleDefinition:
 def read_supabase_schedules(conninfo: str) -> list[ScheduleDefinition]:
     """The pg_cron migration's schedule definitions, from the database they were migrated into."""
     with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
-        rows = conn.execute(
-            "select job_name, schedule, command, needs_pg_net, description from job_queue_schedule_definitions()"
-        ).fetchall()
+        rows = conn.execute(QUERIES["schedule_definitions"]).fetchall()
     return [ScheduleDefinition(*row) for row in rows]
 
 
 def read_queue_schedules(conninfo: str) -> list[tuple[str, str, bool]]:
     """The queue's own schedules (name, cron, enabled): enqueued by every worker call, not by this scheduler."""
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        rows = conn.execute("select name, cron, enabled from job_queue_schedules order by name").fetchall()
+        rows = conn.execute(QUERIES["queue_schedules"]).fetchall()
     return [(str(name), str(cron), bool(enabled)) for name, cron, enabled in rows]
 
 

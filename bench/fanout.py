@@ -5,7 +5,7 @@ serves /api/jobs/run on a free port, with JOB_QUEUE_WORKER_URL pointing at
 itself and JOB_WORKER_MAX_PARALLEL set, on its own database of the bench's
 server. One POST with the runner secret starts the chain; the clock stops
 when every job has succeeded. Peak concurrency is sampled from
-job_queue_live_runs() while it drains, and checked afterwards from the run
+job_queue_live_invocations() while it drains, and checked afterwards from the run
 history. No job may run twice (attempts = 1 everywhere).
 """
 
@@ -82,7 +82,7 @@ def measure_fanout(admin: str, *, jobs: int, max_parallel: int, report: Report) 
                 " rerun from job_queue where task_type = %s",
                 (NOOP,),
             ).fetchone()
-            runs = conn.execute("select count(*) from job_queue_runs where status = 'completed'").fetchone()
+            runs = conn.execute("select count(*) from job_queue_invocations where status = 'completed'").fetchone()
     assert row is not None
     assert runs is not None
     rate = jobs / seconds if seconds else float("nan")
@@ -127,7 +127,7 @@ def _drain(conninfo: str, port: int, runner_secret: str, jobs: int) -> tuple[int
         deadline = started + 600
         while time.perf_counter() < deadline:
             row = watch.execute(
-                "select job_queue_live_runs(), (select count(*) from job_queue where status = 'succeeded')"
+                "select job_queue_live_invocations(), (select count(*) from job_queue where status = 'succeeded')"
             ).fetchone()
             assert row is not None
             peak = max(peak, int(row[0]))

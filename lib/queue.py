@@ -78,7 +78,7 @@ class InvocationStart(NamedTuple):
 
 
 class InvocationSummary(NamedTuple):
-    """How an invocation ended, for its record in job_queue_runs."""
+    """How an invocation ended, for its record in job_queue_invocations."""
 
     status: str  # completed | paused | failed
     claimed: int = 0

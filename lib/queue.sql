@@ -14,13 +14,13 @@ select id
 
 -- name: begin_invocation --
 -- One row per claimed job, each carrying the invocation; one row with a null id when nothing was claimed.
-select run_id as invocation_id, processing_enabled, paused_reason, scheduled,
+select invocation_id, processing_enabled, paused_reason, scheduled,
        id, task_type, payload_json, attempts, max_attempts, lease_token, run_at, lease_expires_at
-  from job_queue_begin_run(%(trigger_source)s, %(limit)s, %(forced)s, %(lease)s, %(idempotency_key)s)
+  from job_queue_begin_invocation(%(trigger_source)s, %(limit)s, %(forced)s, %(lease)s, %(idempotency_key)s)
 
 -- name: complete_invocation --
 select id, status, attempts, max_attempts, run_at, last_error
-  from job_queue_complete_run(
+  from job_queue_complete_invocation(
       %(invocation_id)s, %(status)s, %(claimed)s, %(processed)s, %(succeeded)s, %(failed)s, %(released)s, %(error)s,
       %(ids)s::uuid[], %(outputs)s::jsonb[], %(lease_tokens)s::uuid[])
 
@@ -46,7 +46,7 @@ select count(*) filter (where job_queue_release(t.id, t.token, %(delay)s)) as re
   from unnest(%(ids)s::uuid[], %(lease_tokens)s::uuid[]) as t(id, token)
 
 -- name: fanout_admit --
-select admitted, reason, live_runs as live_invocations
+select admitted, reason, live_invocations
   from job_queue_fanout_admit(%(max_parallel)s, %(generation)s, %(max_generations)s, %(chain_started_at)s, %(max_chain)s)
 
 -- name: fanout_slots --

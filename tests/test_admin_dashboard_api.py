@@ -74,7 +74,7 @@ def test_run_worker_answers_the_workers_report_and_records_admin_manual(run_work
     assert body["results"][0]["id"] == job_id
     assert body["results"][0]["status"] == "succeeded"
     assert _job(sql, job_id)["status"] == "succeeded"
-    run = sql.execute("select trigger_source, status, requested_limit from job_queue_runs").fetchone()
+    run = sql.execute("select trigger_source, status, requested_limit from job_queue_invocations").fetchone()
     assert run == {"trigger_source": "admin_manual", "status": "completed", "requested_limit": 5}
 
 
@@ -83,7 +83,7 @@ def test_run_worker_caps_the_limit_at_ten(run_worker_api, sql):
         _enqueue(sql)
     body = run_worker_api.request("POST", body={"limit": 50}, headers=admin_headers()).json
     assert body["processed"] == 10
-    assert sql.execute("select requested_limit from job_queue_runs").fetchone()["requested_limit"] == 10
+    assert sql.execute("select requested_limit from job_queue_invocations").fetchone()["requested_limit"] == 10
 
 
 @pytest.mark.parametrize("body", [{"limit": 0}, {"limit": -1}, {"limit": "5"}, {"force": "yes"}, {"batch": 1}])
@@ -91,7 +91,7 @@ def test_run_worker_refuses_bad_input_with_400(run_worker_api, sql, body):
     response = run_worker_api.request("POST", body=body, headers=admin_headers())
     assert response.status == 400
     assert response.json["error"] == "invalid_request"
-    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0
+    assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 0
 
 
 def test_run_worker_obeys_the_pause_switch_unless_forced(run_worker_api, sql):
@@ -103,7 +103,7 @@ def test_run_worker_obeys_the_pause_switch_unless_forced(run_worker_api, sql):
 
     forced = run_worker_api.request("POST", body={"force": True}, headers=admin_headers()).json
     assert forced["processed"] == 1
-    runs = sql.execute("select trigger_source, status, forced from job_queue_runs order by id").fetchall()
+    runs = sql.execute("select trigger_source, status, forced from job_queue_invocations order by id").fetchall()
     assert runs == [
         {"trigger_source": "admin_manual", "status": "paused", "forced": False},
         {"trigger_source": "admin_manual", "status": "completed", "forced": True},
@@ -263,7 +263,7 @@ def test_a_created_job_due_now_kicks_the_worker(create_api, admin_env, serve, sq
             break
         threading.Event().wait(0.05)
     assert _job(sql, job_id)["status"] == "succeeded"
-    sources = [r["trigger_source"] for r in sql.execute("select trigger_source from job_queue_runs").fetchall()]
+    sources = [r["trigger_source"] for r in sql.execute("select trigger_source from job_queue_invocations").fetchall()]
     assert sources
     assert set(sources) == {"kick"}
 
@@ -275,7 +275,7 @@ def test_a_job_created_for_later_sends_no_kick(create_api, admin_env, serve, sql
     capsys.readouterr()
     create_api.request("POST", body={"taskType": "test_noop", "runAt": later}, headers=admin_headers())
     assert not [r for r in _log_lines(capsys.readouterr().out) if r["event"].startswith("kick.")]
-    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0
+    assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 0
 
 
 # -- delete ----------------------------------------------------------------------------

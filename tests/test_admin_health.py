@@ -45,7 +45,7 @@ def _insert(sql, status="pending", *, run_at="now()", completed_at=None, lease_e
 
 def _run(sql, started_at="now()", status="completed"):
     sql.execute(
-        f"insert into job_queue_runs (trigger_source, status, started_at, finished_at) values"
+        f"insert into job_queue_invocations (trigger_source, status, started_at, finished_at) values"
         f" ('vercel_cron', %s, {started_at}, {started_at})",
         (status,),
     )

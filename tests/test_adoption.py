@@ -389,7 +389,7 @@ def test_the_worker_and_both_handlers_run_on_the_adopted_data(origin, era, serve
         assert {s["last_result"] for s in states} <= {"updated", "unchanged"}
         runs = fetch(
             conninfo,
-            "select status from job_queue_runs where started_at > now() - interval '1 hour' order by id",
+            "select status from job_queue_invocations where started_at > now() - interval '1 hour' order by id",
         )
         assert runs[0]["status"] == "paused", "the endpoint's run, held by the adopted pause switch"
         assert {r["status"] for r in runs[1:]} == {"completed"}
@@ -484,14 +484,14 @@ def test_the_cli_says_which_recurring_jobs_stay_plain_jobs(origin):
     assert "adopt job_queue: 2 recurring job(s) became schedules, 3 kept as plain jobs, 1 expired ones cancelled" in (
         result.stdout
     )
-    assert "adopt job_worker_runs: 4 run(s) copied into job_queue_runs" in result.stdout
+    assert "adopt job_worker_runs: 4 run(s) copied into job_queue_invocations" in result.stdout
 
 
 def test_the_worker_run_history_is_carried_over(origin):
     conninfo = origin("head")
     originals = fetch(conninfo, "select * from job_worker_runs order by started_at")
     migrate(conninfo)
-    runs = fetch(conninfo, "select * from job_queue_runs order by id")
+    runs = fetch(conninfo, "select * from job_queue_invocations order by id")
     assert [(r["trigger_source"], r["status"], r["started_at"], r["finished_at"]) for r in runs] == [
         ("vercel_cron_secret", "completed", originals[0]["started_at"], originals[0]["completed_at"]),
         ("admin_manual", "paused", originals[1]["started_at"], originals[1]["completed_at"]),
@@ -601,7 +601,7 @@ def test_the_bundles_tables_are_not_granted_to_the_api_roles(origin, era):
     for table in (
         "job_queue",
         "job_queue_settings",
-        "job_queue_runs",
+        "job_queue_invocations",
         "job_queue_schedules",
         "game_platform_stats_merged_duplicates",
     ):

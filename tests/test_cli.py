@@ -130,7 +130,7 @@ def test_run_drains_through_the_worker_and_exits_1_when_a_job_failed(run_cli, sq
     assert code == 1
     assert {r["id"]: r["status"] for r in out["results"]} == {ok: "succeeded", bad: "failed"}
     assert (status_of(sql, ok), status_of(sql, bad)) == ("succeeded", "failed")
-    run = sql.execute("select trigger_source, processed from job_queue_runs").fetchone()
+    run = sql.execute("select trigger_source, processed from job_queue_invocations").fetchone()
     assert run == {"trigger_source": "cli", "processed": 2}
 
 

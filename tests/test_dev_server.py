@@ -429,7 +429,7 @@ def test_a_cron_tick_through_the_dev_router_runs_the_real_worker_as_vercel_cron(
         server.server_close()
     assert len(outcomes) == 1, outcomes
     assert "-> 200" in outcomes[0], outcomes
-    runs = sql.execute("select trigger_source, status from job_queue_runs").fetchall()
+    runs = sql.execute("select trigger_source, status from job_queue_invocations").fetchall()
     assert runs == [{"trigger_source": "vercel_cron", "status": "completed"}]
 
 

@@ -82,7 +82,7 @@ def _settle(sql: psycopg.Connection, limit_seconds: float = 120.0) -> dict[str, 
     last: dict[str, int] | None = None
     while time.monotonic() < deadline:
         time.sleep(0.3)
-        live = sql.execute("select job_queue_live_runs() as n").fetchone()["n"]
+        live = sql.execute("select job_queue_live_invocations() as n").fetchone()["n"]
         counts = {
             r["status"]: r["n"]
             for r in sql.execute("select status, count(*)::int as n from job_queue group by status").fetchall()
@@ -112,7 +112,9 @@ def test_one_call_drains_the_backlog_exactly_once_under_the_bound(fanout_api, sq
     assert set(probe.runs.values()) == {1}  # no job ran twice
     assert sql.execute("select count(*) as n from job_queue where attempts <> 1").fetchone()["n"] == 0
     assert 2 <= probe.peak <= 3  # it fanned out, and never past the bound
-    fanned = sql.execute("select count(*) as n from job_queue_runs where trigger_source = 'fanout'").fetchone()["n"]
+    fanned = sql.execute("select count(*) as n from job_queue_invocations where trigger_source = 'fanout'").fetchone()[
+        "n"
+    ]
     assert fanned >= 11  # 120 jobs, 10 per invocation: the first call ran 10 of them
 
 
@@ -168,7 +170,8 @@ def test_a_follow_up_past_the_chains_limits_is_declined(fanout_api, sql, probe):
     assert too_deep["status"] == "declined"
     assert "generation limit" in too_deep["reason"]
     assert sql.execute("select count(*) as n from job_queue where status = 'pending'").fetchone()["n"] == 5
-    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0  # a refusal records no run
+    # a refusal records no invocation
+    assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 0
 
 
 def test_a_malformed_chain_is_a_400(fanout_api, sql):
@@ -190,7 +193,7 @@ def test_admission_counts_the_runs_already_running(db, sql):
         admitted.append(admission)
     assert [a.admitted for a in admitted] == [True, True, False]
     assert admitted[2].live_invocations == 2
-    assert sql.execute("select job_queue_live_runs() as n").fetchone()["n"] == 2
+    assert sql.execute("select job_queue_live_invocations() as n").fetchone()["n"] == 2
 
 
 def test_no_follow_ups_without_a_worker_url(app_env, serve, sql, probe):

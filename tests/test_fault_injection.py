@@ -177,7 +177,7 @@ def test_a_lost_reply_to_the_first_statement_strands_nothing(tmp_path, clean_db)
             accounting = drill.account(clean_db, job_ids)
             assert accounting.reruns == 0
             with psycopg.connect(clean_db, autocommit=True, prepare_threshold=None) as conn:
-                runs = conn.execute("select status, count(*) from job_queue_runs group by 1").fetchall()
+                runs = conn.execute("select status, count(*) from job_queue_invocations group by 1").fetchall()
                 attempts = conn.execute("select max(attempts) from job_queue").fetchone()
             assert runs == [("completed", ROUNDS)]
             assert attempts == (1,)

@@ -58,7 +58,7 @@ NEEDLES = [*SECRETS, *(token.rsplit(".", 1)[1] for token in SECRETS[3:])]
 SNAPSHOT = """
     select (select md5(coalesce(string_agg(j::text, '|' order by j.id), '')) from job_queue j) as jobs,
            (select md5(coalesce(string_agg(s::text, '|'), '')) from job_queue_settings s) as settings,
-           (select md5(coalesce(string_agg(r::text, '|' order by r.id), '')) from job_queue_runs r) as runs
+           (select md5(coalesce(string_agg(r::text, '|' order by r.id), '')) from job_queue_invocations r) as runs
 """
 
 # -- pieces -----------------------------------------------------------------------------

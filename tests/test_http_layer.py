@@ -172,7 +172,7 @@ def test_nul_in_a_header_is_a_400(worker_api, sql, headers):
     response = worker_api.request("POST", body={"limit": 1}, headers={**runner_headers(), **headers})
     assert response.status == 400
     assert response.json["details"][0]["type"] == "unstorable_text"
-    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0
+    assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 0
 
 
 def test_deeply_nested_body_with_valid_auth_is_a_400(worker_api, capfd):

@@ -53,12 +53,12 @@ def attempted(sql, job_id: str) -> bool:
 
 
 def claimed_by_a_kick(sql) -> bool:
-    row = sql.execute("select count(*) as n from job_queue_runs where trigger_source = 'kick' and claimed >= 1")
+    row = sql.execute("select count(*) as n from job_queue_invocations where trigger_source = 'kick' and claimed >= 1")
     return row.fetchone()["n"] >= 1
 
 
 def kick_runs(sql) -> int:
-    return sql.execute("select count(*) as n from job_queue_runs where trigger_source = 'kick'").fetchone()["n"]
+    return sql.execute("select count(*) as n from job_queue_invocations where trigger_source = 'kick'").fetchone()["n"]
 
 
 @pytest.fixture
@@ -80,7 +80,10 @@ def test_a_trigger_kicks_the_worker_and_the_job_starts_without_any_cron_call(wor
     # attempt unspent (a configuration error). The kick's run having claimed it shows it started.
     wait_for(lambda: claimed_by_a_kick(sql))
     assert kick_runs(sql) >= 1  # the only worker call there was: the kick's
-    assert sql.execute("select count(*) as n from job_queue_runs where trigger_source <> 'kick'").fetchone()["n"] == 0
+    assert (
+        sql.execute("select count(*) as n from job_queue_invocations where trigger_source <> 'kick'").fetchone()["n"]
+        == 0
+    )
 
 
 def test_a_retry_kicks_the_worker(worker, serve, sql):
@@ -133,7 +136,7 @@ def test_a_refused_kick_is_logged_with_its_status_and_changes_nothing(worker, sq
     [refusal] = [line for line in lines if line["event"] == "kick.refused"]
     assert (refusal["status"], refusal["answer"]) == (401, "unauthorized")
     assert "not-the-secret" not in json.dumps(lines)
-    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 0
+    assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 0
 
 
 class _SlowWorker(BaseHTTPRequestHandler):

@@ -58,7 +58,7 @@ def cron_db(cron_admin_url: str) -> str:
 def cron_sql(cron_db: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """A connection to the cron database, with the queue emptied and processing on."""
     with psycopg.connect(cron_db, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
-        conn.execute("truncate job_queue, job_queue_runs")
+        conn.execute("truncate job_queue, job_queue_invocations")
         conn.execute("select job_queue_set_processing(true)")
         yield conn
 

@@ -364,10 +364,10 @@ def test_cleanup_removes_old_finished_jobs_and_runs_in_batches(queue, sql):
     queue.claim(2, LEASE)  # still processing: never removed
     sql.execute("update job_queue set completed_at = now() - interval '40 days' where completed_at is not null")
     sql.execute(
-        "insert into job_queue_runs (trigger_source, started_at)"
+        "insert into job_queue_invocations (trigger_source, started_at)"
         " select 'x', now() - interval '40 days' from generate_series(1, 7)"
     )
-    sql.execute("insert into job_queue_runs (trigger_source) values ('recent')")
+    sql.execute("insert into job_queue_invocations (trigger_source) values ('recent')")
 
     # Two batches of 4 per table: 8 of the 20 old jobs, and all 7 old runs.
     assert queue.cleanup(timedelta(days=30), batch_size=4, max_batches=2) == 15
@@ -376,9 +376,9 @@ def test_cleanup_removes_old_finished_jobs_and_runs_in_batches(queue, sql):
     assert queue.cleanup(timedelta(days=30), batch_size=4, max_batches=50) == 12
     statuses = sql.execute("select status, count(*) as n from job_queue group by status order by status").fetchall()
     assert statuses == [{"status": "pending", "n": 3}, {"status": "processing", "n": 2}]
-    assert [r["trigger_source"] for r in sql.execute("select trigger_source from job_queue_runs").fetchall()] == [
-        "recent"
-    ]
+    assert [
+        r["trigger_source"] for r in sql.execute("select trigger_source from job_queue_invocations").fetchall()
+    ] == ["recent"]
 
 
 def test_cleanup_keeps_recent_finished_jobs(queue):
@@ -444,7 +444,7 @@ def _sequence_grants(conn, sequence):
 
 def test_no_client_role_can_use_a_queue_sequence(sql):
     sequences = [(r["sequence"], r["owner"]) for r in sql.execute(OWNED_SEQUENCES).fetchall()]
-    assert any(owner == "job_queue_runs" for _, owner in sequences)
+    assert any(owner == "job_queue_invocations" for _, owner in sequences)
     for sequence, owner in sequences:
         assert _sequence_grants(sql, sequence) == [], f"{sequence} (of {owner}) is open to client roles"
         for role in ("anon", "authenticated"):
@@ -522,13 +522,15 @@ def test_queue_wrapper_round_trip_through_lib_queue(db):
 
 def test_a_run_left_open_by_a_killed_worker_is_closed_by_the_next_one(queue, sql):
     sql.execute(
-        "insert into job_queue_runs (trigger_source, started_at) values ('vercel_cron', now() - interval '2 hours')"
+        "insert into job_queue_invocations (trigger_source, started_at)"
+        " values ('vercel_cron', now() - interval '2 hours')"
     )
     sql.execute(
-        "insert into job_queue_runs (trigger_source, started_at) values ('runner_secret', now() - interval '1 minute')"
+        "insert into job_queue_invocations (trigger_source, started_at)"
+        " values ('runner_secret', now() - interval '1 minute')"
     )
     queue.begin_invocation("vercel_cron", 5, False, LEASE)
-    runs = sql.execute("select trigger_source, status, error from job_queue_runs order by id").fetchall()
+    runs = sql.execute("select trigger_source, status, error from job_queue_invocations order by id").fetchall()
     assert runs[0]["status"] == "failed"
     assert runs[0]["error"].startswith("interrupted")
     assert runs[1]["status"] == "running"  # may still be working

@@ -12,14 +12,19 @@ def _setting(conn: psycopg.Connection) -> str:
 def test_begin_and_complete_run_commit_asynchronously_and_leave_the_session_as_it_was(sql):
     assert _setting(sql) == "on"
     with sql.transaction():
-        run_id = sql.execute("select run_id from job_queue_begin_run('test', 10)").fetchone()["run_id"]
+        run_id = sql.execute("select invocation_id from job_queue_begin_invocation('test', 10)").fetchone()[
+            "invocation_id"
+        ]
         assert _setting(sql) == "off"  # this transaction's commit does not wait for the WAL flush
     assert _setting(sql) == "on"  # and nothing leaks into the session (or a pooled connection's next client)
     with sql.transaction():
-        sql.execute("select * from job_queue_complete_run(%s, 'completed', 0, 0, 0, 0, 0)", (run_id,))
+        sql.execute("select * from job_queue_complete_invocation(%s, 'completed', 0, 0, 0, 0, 0)", (run_id,))
         assert _setting(sql) == "off"
     assert _setting(sql) == "on"
-    assert sql.execute("select status from job_queue_runs where id = %s", (run_id,)).fetchone()["status"] == "completed"
+    assert (
+        sql.execute("select status from job_queue_invocations where id = %s", (run_id,)).fetchone()["status"]
+        == "completed"
+    )
 
 
 def test_failures_and_enqueues_still_commit_durably(sql):

@@ -335,7 +335,9 @@ def test_the_cleanup_job_deletes_what_is_older_than_its_payload_says(clean_db, s
         " ('recent', 'failed', now() - interval '10 days', now() - interval '11 days'),"
         " ('live', 'pending', null, now() + interval '1 day')"
     )
-    sql.execute("insert into job_queue_runs (trigger_source, started_at) values ('t', now() - interval '40 days')")
+    sql.execute(
+        "insert into job_queue_invocations (trigger_source, started_at) values ('t', now() - interval '40 days')"
+    )
     settings = load_settings({"DATABASE_URL": clean_db})
     with connect(settings) as db:
         queue = Queue(db)

@@ -48,7 +48,7 @@ def test_an_empty_queue_costs_two_statements(db, clean_db, sql):
     before = db.statements
     worker.drain(limit=10, force=False, trigger_source="test")
     assert db.statements - before == 2
-    run = sql.execute("select status, claimed, processed from job_queue_runs").fetchone()
+    run = sql.execute("select status, claimed, processed from job_queue_invocations").fetchone()
     assert run == {"status": "completed", "claimed": 0, "processed": 0}
 
 
@@ -60,7 +60,7 @@ def test_a_paused_queue_costs_one_statement_and_records_the_run(db, clean_db, sq
     report = worker.drain(limit=10, force=False, trigger_source="test")
     assert report.status == "paused"
     assert db.statements - before == 1
-    run = sql.execute("select status, finished_at is not null as closed from job_queue_runs").fetchone()
+    run = sql.execute("select status, finished_at is not null as closed from job_queue_invocations").fetchone()
     assert run == {"status": "paused", "closed": True}
 
 
@@ -75,7 +75,7 @@ def test_failures_are_recorded_one_by_one_and_results_keep_their_order(db, clean
     assert [r.id for r in report.results] == [str(i) for i in ids]
     assert [r.status for r in report.results] == ["succeeded", "pending", "succeeded"]
     assert db.statements - before == 3  # begin, the failure, complete with both successes
-    run = sql.execute("select succeeded, failed, processed from job_queue_runs").fetchone()
+    run = sql.execute("select succeeded, failed, processed from job_queue_invocations").fetchone()
     assert run == {"succeeded": 2, "failed": 1, "processed": 3}
 
 
@@ -95,7 +95,7 @@ def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_d
     row = sql.execute("select status, output from job_queue where id = %s", (first,)).fetchone()
     assert row == {"status": "cancelled", "output": None}
     assert report.succeeded == 1
-    assert sql.execute("select succeeded from job_queue_runs").fetchone()["succeeded"] == 1
+    assert sql.execute("select succeeded from job_queue_invocations").fetchone()["succeeded"] == 1
 
 
 def test_successes_are_written_once_the_hold_window_passes(db, clean_db, sql):

@@ -194,7 +194,7 @@ def test_paused_queue_claims_nothing(worker_api, sql):
     assert response.status == 200
     assert response.json == {"status": "paused", "processed": 0, "reason": "vendor maintenance"}
     assert _job(sql, job)["status"] == "pending"
-    run = sql.execute("select status, trigger_source from job_queue_runs").fetchone()
+    run = sql.execute("select status, trigger_source from job_queue_invocations").fetchone()
     assert run == {"status": "paused", "trigger_source": "vercel_cron"}
 
 
@@ -309,7 +309,7 @@ def test_each_invocation_is_recorded(worker_api, sql):
     _enqueue(sql, "test_boom")
     worker_api.request("GET", headers=cron_headers())
     worker_api.request("POST", headers=runner_headers())
-    runs = sql.execute("select * from job_queue_runs order by id").fetchall()
+    runs = sql.execute("select * from job_queue_invocations order by id").fetchall()
     assert [r["trigger_source"] for r in runs] == ["vercel_cron", "runner_secret"]
     first = runs[0]
     assert first["status"] == "completed"
@@ -320,7 +320,7 @@ def test_each_invocation_is_recorded(worker_api, sql):
 
 def test_pg_net_caller_is_recorded_as_such(worker_api, sql):
     worker_api.request("POST", headers={**runner_headers(), "User-Agent": "pg_net/0.10.0"}, body=b"{}")
-    assert sql.execute("select trigger_source from job_queue_runs").fetchone()["trigger_source"] == "pg_net"
+    assert sql.execute("select trigger_source from job_queue_invocations").fetchone()["trigger_source"] == "pg_net"
 
 
 def test_logs_are_json_lines_without_secrets(worker_api, sql, capsys):

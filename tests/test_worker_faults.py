@@ -94,7 +94,7 @@ def test_a_lost_reply_to_begin_run_strands_no_job(app_env, test_tasks, serve, sq
     assert {r["id"] for r in body["results"]} == set(jobs[:5])  # the jobs the lost reply had claimed
     rows = sql.execute("select status, attempts, count(*) as n from job_queue group by 1, 2 order by 1").fetchall()
     assert rows == [{"status": "pending", "attempts": 0, "n": 3}, {"status": "succeeded", "attempts": 1, "n": 5}]
-    runs = sql.execute("select status, claimed, succeeded from job_queue_runs order by id").fetchall()
+    runs = sql.execute("select status, claimed, succeeded from job_queue_invocations order by id").fetchall()
     assert runs[-1] == {"status": "completed", "claimed": 5, "succeeded": 5}
     assert len(runs) == 2  # one run per invocation: the repeat did not record another
     assert set(recorder.runs.values()) == {1}
@@ -112,7 +112,7 @@ def test_a_repeated_begin_run_of_a_paused_queue_answers_paused(queue, sql):
     assert first == again
     assert first[0].processing_enabled is False
     assert first[1] == []
-    assert sql.execute("select count(*) as n from job_queue_runs").fetchone()["n"] == 1
+    assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 1
 
 
 def test_a_repeated_begin_run_leaves_out_a_job_cancelled_meanwhile(queue, sql):
@@ -325,5 +325,5 @@ def test_held_successes_survive_the_loss_of_the_connection_mid_job(clean_db, dir
     assert sorted(runs) == sorted(ids)  # each ran once
     statuses = sql.execute("select status, count(*) as n from job_queue group by 1").fetchall()
     assert statuses == [{"status": "succeeded", "n": 7}]
-    run = sql.execute("select status, succeeded from job_queue_runs").fetchone()
+    run = sql.execute("select status, succeeded from job_queue_invocations").fetchone()
     assert run == {"status": "completed", "succeeded": 7}

@@ -155,7 +155,7 @@ def test_job_that_does_not_fit_the_budget_is_released_unspent(worker_api, app_en
     assert body["released"] == 1
     row = sql.execute("select status, attempts, lease_token from job_queue where id = %s", (waiting,)).fetchone()
     assert row == {"status": "pending", "attempts": 0, "lease_token": None}
-    run = sql.execute("select claimed, processed, released from job_queue_runs").fetchone()
+    run = sql.execute("select claimed, processed, released from job_queue_invocations").fetchone()
     assert run == {"claimed": 2, "processed": 1, "released": 1}
     assert str(waiting) not in recorder.runs
 

@@ -39,7 +39,7 @@ class QueueCounts(_Open):
 
 
 class RecentRun(_Open):
-    """One worker invocation (job_queue_runs)."""
+    """One worker invocation (job_queue_invocations)."""
 
     id: int
     trigger_source: str = Field(alias="triggerSource")

@@ -72,7 +72,7 @@ comment on table public.job_queue_settings is
     'The queue''s global pause switch (one row). The worker reads it on every call.';
 
 -- One row per worker invocation, so the health report can say when the worker last ran.
-create table if not exists public.job_queue_runs (
+create table if not exists public.job_queue_invocations (
     id bigint generated always as identity primary key,
     trigger_source text not null,
     status text not null default 'running'
@@ -90,11 +90,11 @@ create table if not exists public.job_queue_runs (
     duration_ms integer
 );
 
-create index if not exists job_queue_runs_started_idx on public.job_queue_runs (started_at desc);
+create index if not exists job_queue_invocations_started_idx on public.job_queue_invocations (started_at desc);
 
 alter table public.job_queue enable row level security;
 alter table public.job_queue_settings enable row level security;
-alter table public.job_queue_runs enable row level security;
+alter table public.job_queue_invocations enable row level security;
 
 -- ---------------------------------------------------------------------------
 -- Enqueue
@@ -480,26 +480,26 @@ $$;
 
 -- Records the start of a worker invocation and returns the pause switch in the
 -- same round trip.
-create or replace function public.job_queue_run_start(
+create or replace function public.job_queue_record_invocation_start(
     p_trigger_source text,
     p_limit integer default null,
     p_forced boolean default false
 )
-returns table (run_id bigint, processing_enabled boolean, paused_reason text)
+returns table (invocation_id bigint, processing_enabled boolean, paused_reason text)
 language sql
 set search_path = public, pg_temp
 as $$
     with run as (
-        insert into job_queue_runs (trigger_source, requested_limit, forced)
+        insert into job_queue_invocations (trigger_source, requested_limit, forced)
         values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false))
-        returning job_queue_runs.id
+        returning job_queue_invocations.id
     )
     select run.id, s.processing_enabled, s.paused_reason
       from run cross join job_queue_settings s
 $$;
 
-create or replace function public.job_queue_run_finish(
-    p_run_id bigint,
+create or replace function public.job_queue_record_invocation_end(
+    p_invocation_id bigint,
     p_status text,
     p_claimed integer default 0,
     p_processed integer default 0,
@@ -512,7 +512,7 @@ returns void
 language sql
 set search_path = public, pg_temp
 as $$
-    update job_queue_runs r
+    update job_queue_invocations r
        set status = p_status,
            claimed = p_claimed,
            processed = p_processed,
@@ -522,7 +522,7 @@ as $$
            error = left(p_error, 20000),
            finished_at = clock_timestamp(),
            duration_ms = (extract(epoch from clock_timestamp() - r.started_at) * 1000)::integer
-     where r.id = p_run_id
+     where r.id = p_invocation_id
 $$;
 
 -- ---------------------------------------------------------------------------
@@ -566,9 +566,9 @@ begin
         exit when v_batch < p_batch_size;
     end loop;
     for i in 1..p_max_batches loop
-        delete from job_queue_runs r
+        delete from job_queue_invocations r
          where r.id in (
-            select s.id from job_queue_runs s
+            select s.id from job_queue_invocations s
              where s.started_at < now() - p_older_than
              order by s.started_at
              limit p_batch_size);
@@ -584,9 +584,9 @@ $$;
 -- Privileges
 -- ---------------------------------------------------------------------------
 
-revoke all on table public.job_queue, public.job_queue_settings, public.job_queue_runs
+revoke all on table public.job_queue, public.job_queue_settings, public.job_queue_invocations
     from public, anon, authenticated;
-grant select, insert, update, delete on table public.job_queue, public.job_queue_settings, public.job_queue_runs
+grant select, insert, update, delete on table public.job_queue, public.job_queue_settings, public.job_queue_invocations
     to service_role;
 
 do $$

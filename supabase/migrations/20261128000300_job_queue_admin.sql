@@ -56,7 +56,7 @@ as $$
               from (select r.id, r.trigger_source, r.status, r.requested_limit, r.forced, r.claimed,
                            r.processed, r.succeeded, r.failed, r.released, left(r.error, 1000) as error,
                            r.started_at, r.finished_at, r.duration_ms
-                      from job_queue_runs r
+                      from job_queue_invocations r
                      order by r.started_at desc, r.id desc
                      limit greatest(coalesce(p_recent, 10), 0)) r
         ), '[]'::jsonb),
@@ -76,7 +76,7 @@ as $$
          where j.status = 'pending' and j.run_at <= now()
      ) due
      cross join lateral (
-        select max(r.started_at) as last_run_at from job_queue_runs r
+        select max(r.started_at) as last_run_at from job_queue_invocations r
      ) runs
 $$;
 

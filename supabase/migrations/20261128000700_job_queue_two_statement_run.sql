@@ -3,8 +3,8 @@
 --
 -- Each statement the worker sends is its own committed transaction, and the
 -- commits, not the work, were most of an invocation's time. These two functions
--- compose the existing ones (job_queue_run_start, job_queue_claim,
--- job_queue_mark_succeeded_batch, job_queue_run_finish), so the semantics stay
+-- compose the existing ones (job_queue_record_invocation_start, job_queue_claim,
+-- job_queue_mark_succeeded_batch, job_queue_record_invocation_end), so the semantics stay
 -- where they were defined.
 
 -- Records the run and, unless processing is paused (and not forced), claims up to
@@ -12,14 +12,14 @@
 -- nothing is claimed, one row with the run and NULL job columns. A paused run is
 -- closed here as `paused`. Payloads come back as JSON text, decoded by the
 -- worker only when the job's handler runs.
-create or replace function public.job_queue_begin_run(
+create or replace function public.job_queue_begin_invocation(
     p_trigger_source text,
     p_limit integer,
     p_forced boolean default false,
     p_lease interval default interval '15 minutes'
 )
 returns table (
-    run_id bigint,
+    invocation_id bigint,
     processing_enabled boolean,
     paused_reason text,
     id uuid,
@@ -39,9 +39,9 @@ declare
     v_enabled boolean;
     v_reason text;
 begin
-    select s.run_id, s.processing_enabled, s.paused_reason
+    select s.invocation_id, s.processing_enabled, s.paused_reason
       into v_run, v_enabled, v_reason
-      from job_queue_run_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
+      from job_queue_record_invocation_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
     if v_enabled or coalesce(p_forced, false) then
         return query
         select v_run, v_enabled, v_reason, c.id, c.task_type, c.payload::text, c.attempts, c.max_attempts,
@@ -51,7 +51,7 @@ begin
             return;
         end if;
     else
-        perform job_queue_run_finish(v_run, 'paused');
+        perform job_queue_record_invocation_end(v_run, 'paused');
     end if;
     return query
     select v_run, v_enabled, v_reason, null::uuid, null::text, null::text, null::integer, null::integer,
@@ -63,8 +63,8 @@ $$;
 -- job_queue_mark_succeeded_batch) and closes the run with its counts; the
 -- successes actually recorded are added to p_succeeded. Returns the jobs it
 -- marked; a held job missing from the result had lost its lease.
-create or replace function public.job_queue_complete_run(
-    p_run_id bigint,
+create or replace function public.job_queue_complete_invocation(
+    p_invocation_id bigint,
     p_status text,
     p_claimed integer,
     p_processed integer,
@@ -89,16 +89,16 @@ begin
           from job_queue_mark_succeeded_batch(p_succeeded_ids, p_outputs, p_lease_tokens) m;
         get diagnostics v_marked = row_count;
     end if;
-    perform job_queue_run_finish(
-        p_run_id, p_status, p_claimed, p_processed, p_succeeded + v_marked, p_failed, p_released, p_error);
+    perform job_queue_record_invocation_end(
+        p_invocation_id, p_status, p_claimed, p_processed, p_succeeded + v_marked, p_failed, p_released, p_error);
 end
 $$;
 
-revoke execute on function public.job_queue_begin_run(text, integer, boolean, interval)
+revoke execute on function public.job_queue_begin_invocation(text, integer, boolean, interval)
     from public, anon, authenticated;
-revoke execute on function public.job_queue_complete_run(
+revoke execute on function public.job_queue_complete_invocation(
     bigint, text, integer, integer, integer, integer, integer, text, uuid[], jsonb[], uuid[])
     from public, anon, authenticated;
-grant execute on function public.job_queue_begin_run(text, integer, boolean, interval) to service_role;
-grant execute on function public.job_queue_complete_run(
+grant execute on function public.job_queue_begin_invocation(text, integer, boolean, interval) to service_role;
+grant execute on function public.job_queue_complete_invocation(
     bigint, text, integer, integer, integer, integer, integer, text, uuid[], jsonb[], uuid[]) to service_role;

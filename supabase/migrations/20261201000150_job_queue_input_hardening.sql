@@ -74,7 +74,7 @@ grant execute on function public.job_queue_retry(uuid) to service_role;
 -- Supabase's default privileges grant every new sequence in `public` to anon and
 -- authenticated. The queue's and Game Platform's tables were closed to those
 -- roles (RLS on, privileges revoked), but their identity sequences kept the
--- grants: a client could read or advance `job_queue_runs`' ids through the REST
+-- grants: a client could read or advance `job_queue_invocations`' ids through the REST
 -- API. A sequence owned by a table that anon and authenticated cannot use at
 -- all is closed the same way; the app's own tables and their sequences are left
 -- as they are.

@@ -2,7 +2,7 @@
 --
 -- Recurring jobs used to be pg_cron's (migration 20261128000900), which plain
 -- Supabase projects without pg_cron, local PostgreSQL and the tests never had.
--- Now they are rows of `job_queue_schedules`, evaluated by `job_queue_begin_run`
+-- Now they are rows of `job_queue_schedules`, evaluated by `job_queue_begin_invocation`
 -- — the first statement of every /api/jobs/run invocation, paused or not — so
 -- whatever calls the worker (Vercel Cron, the pg_net ping, an external pinger,
 -- a kick after a trigger) also keeps the schedules. A schedule that comes due
@@ -14,7 +14,7 @@
 -- evaluated in UTC, with Vixie cron's rules; `job_queue_cron_next` is the one
 -- definition, and the admin API and the CLI validate through it.
 --
--- Redefines whole: job_queue_begin_run (of 20261201000100, with its invocation
+-- Redefines whole: job_queue_begin_invocation (of 20261201000100, with its invocation
 -- id; dropped and recreated because its result gains `scheduled`) and
 -- job_queue_schedule_definitions (only the pg_net worker ping is left for pg_cron).
 
@@ -367,25 +367,25 @@ $$;
 -- ---------------------------------------------------------------------------
 
 -- As in 20261201000100 (record the run, read the pause switch, claim unless
--- paused; with p_invocation_id a repeated call answers the first call's run and
+-- paused; with p_idempotency_key a repeated call answers the first call's run and
 -- the jobs it still holds), after first enqueuing the due schedules' jobs — also
 -- while paused, so a paused queue still holds its one pending copy of each — so
 -- a job enqueued here can be claimed by this very invocation. `scheduled` (on
 -- every row) names the schedules that enqueued or found a live job in this call;
 -- a repeat evaluates nothing (the first call's enqueues are committed) and
 -- answers '{}'.
-drop function if exists public.job_queue_begin_run(text, integer, boolean, interval);
-drop function if exists public.job_queue_begin_run(text, integer, boolean, interval, uuid);
+drop function if exists public.job_queue_begin_invocation(text, integer, boolean, interval);
+drop function if exists public.job_queue_begin_invocation(text, integer, boolean, interval, uuid);
 
-create function public.job_queue_begin_run(
+create function public.job_queue_begin_invocation(
     p_trigger_source text,
     p_limit integer,
     p_forced boolean default false,
     p_lease interval default interval '15 minutes',
-    p_invocation_id uuid default null
+    p_idempotency_key uuid default null
 )
 returns table (
-    run_id bigint,
+    invocation_id bigint,
     processing_enabled boolean,
     paused_reason text,
     scheduled text[],
@@ -411,14 +411,14 @@ declare
     v_jobs job_queue[];
     v_scheduled text[] := '{}';
 begin
-    if p_invocation_id is not null then
+    if p_idempotency_key is not null then
         -- A repeat may arrive while the first call is still running (its client
         -- gave up on the connection, the server did not): wait for it to commit.
-        perform pg_advisory_xact_lock(hashtextextended('job_queue_begin_run ' || p_invocation_id::text, 0));
+        perform pg_advisory_xact_lock(hashtextextended('job_queue_begin_invocation ' || p_idempotency_key::text, 0));
         select r.id, r.status, r.started_at, r.claimed_job_ids
           into v_run, v_status, v_started, v_ids
-          from job_queue_runs r
-         where r.invocation_id = p_invocation_id;
+          from job_queue_invocations r
+         where r.idempotency_key = p_idempotency_key;
         if found then
             -- The first call's answer: paused only if it found the queue paused and claimed nothing.
             v_enabled := v_status <> 'paused';
@@ -444,16 +444,16 @@ begin
       into v_scheduled
       from job_queue_enqueue_due_schedules() d;
 
-    select s.run_id, s.processing_enabled, s.paused_reason
+    select s.invocation_id, s.processing_enabled, s.paused_reason
       into v_run, v_enabled, v_reason
-      from job_queue_run_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
+      from job_queue_record_invocation_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
     if v_enabled or coalesce(p_forced, false) then
         select array_agg(x.job order by x.n)
           into v_jobs
           from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
-        if p_invocation_id is not null then
-            update job_queue_runs r
-               set invocation_id = p_invocation_id,
+        if p_idempotency_key is not null then
+            update job_queue_invocations r
+               set idempotency_key = p_idempotency_key,
                    claimed_job_ids = (select array_agg(j.id) from unnest(v_jobs) j)
              where r.id = v_run;
         end if;
@@ -466,10 +466,10 @@ begin
             return;
         end if;
     else
-        if p_invocation_id is not null then
-            update job_queue_runs r set invocation_id = p_invocation_id where r.id = v_run;
+        if p_idempotency_key is not null then
+            update job_queue_invocations r set idempotency_key = p_idempotency_key where r.id = v_run;
         end if;
-        perform job_queue_run_finish(v_run, 'paused');
+        perform job_queue_record_invocation_end(v_run, 'paused');
     end if;
     return query
     select v_run, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
@@ -531,7 +531,7 @@ begin
          where n.nspname = 'public'
            and p.proname in ('job_queue_cron_field', 'job_queue_cron_next', 'job_queue_cron_problem',
                              'job_queue_enqueue_due_schedules', 'job_queue_schedule_run_now',
-                             'job_queue_schedule_save', 'job_queue_begin_run', 'job_queue_schedule_definitions')
+                             'job_queue_schedule_save', 'job_queue_begin_invocation', 'job_queue_schedule_definitions')
     loop
         execute format('revoke execute on function %s from public, anon, authenticated', f);
         execute format('grant execute on function %s to service_role', f);

@@ -3,7 +3,7 @@
 -- operator's delete.
 --
 -- Run-history trigger sources: the admin page's "Run worker now" records its
--- invocations as 'admin_manual'. job_queue_runs.trigger_source has no check
+-- invocations as 'admin_manual'. job_queue_invocations.trigger_source has no check
 -- constraint (any label is stored), so nothing needs widening here.
 
 -- ---------------------------------------------------------------------------

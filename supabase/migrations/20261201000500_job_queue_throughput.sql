@@ -4,8 +4,8 @@
 --
 -- 1. Asynchronous commit of the run's two transactions.
 --
--- An invocation of 10 jobs commits twice: job_queue_begin_run (the run row and
--- the claim) and job_queue_complete_run (the successes and the run's close).
+-- An invocation of 10 jobs commits twice: job_queue_begin_invocation (the run row and
+-- the claim) and job_queue_complete_invocation (the successes and the run's close).
 -- Measured on the embedded PostgreSQL of bench/run.py, each commit waited
 -- ~0.6-0.8 ms for its WAL flush, more than the server work of either statement
 -- (bench/drain.py, "where the time goes"); the flush, not the index writes, was
@@ -29,12 +29,12 @@
 -- 20261128000500_job_queue_interrupted_runs.sql, run_finish:
 -- 20261128000100_job_queue.sql), with the one added statement.
 
-create or replace function public.job_queue_run_start(
+create or replace function public.job_queue_record_invocation_start(
     p_trigger_source text,
     p_limit integer default null,
     p_forced boolean default false
 )
-returns table (run_id bigint, processing_enabled boolean, paused_reason text)
+returns table (invocation_id bigint, processing_enabled boolean, paused_reason text)
 language sql
 set search_path = public, pg_temp
 as $$
@@ -42,22 +42,22 @@ as $$
     -- waiting for the WAL flush: see this migration's header.
     select set_config('synchronous_commit', 'off', true);
     with interrupted as (
-        update job_queue_runs r
+        update job_queue_invocations r
            set status = 'failed',
                error = 'interrupted: the invocation ended without recording its outcome (killed at its time limit?)',
                finished_at = null
          where r.status = 'running' and r.started_at < now() - interval '1 hour'
     ), run as (
-        insert into job_queue_runs (trigger_source, requested_limit, forced)
+        insert into job_queue_invocations (trigger_source, requested_limit, forced)
         values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false))
-        returning job_queue_runs.id
+        returning job_queue_invocations.id
     )
     select run.id, s.processing_enabled, s.paused_reason
       from run cross join job_queue_settings s
 $$;
 
-create or replace function public.job_queue_run_finish(
-    p_run_id bigint,
+create or replace function public.job_queue_record_invocation_end(
+    p_invocation_id bigint,
     p_status text,
     p_claimed integer default 0,
     p_processed integer default 0,
@@ -70,10 +70,10 @@ returns void
 language sql
 set search_path = public, pg_temp
 as $$
-    -- As job_queue_run_start: the run's close (and the successes recorded with
-    -- it by job_queue_complete_run) commits without waiting for the WAL flush.
+    -- As job_queue_record_invocation_start: the run's close (and the successes recorded with
+    -- it by job_queue_complete_invocation) commits without waiting for the WAL flush.
     select set_config('synchronous_commit', 'off', true);
-    update job_queue_runs r
+    update job_queue_invocations r
        set status = p_status,
            claimed = p_claimed,
            processed = p_processed,
@@ -83,14 +83,14 @@ as $$
            error = left(p_error, 20000),
            finished_at = clock_timestamp(),
            duration_ms = (extract(epoch from clock_timestamp() - r.started_at) * 1000)::integer
-     where r.id = p_run_id
+     where r.id = p_invocation_id
 $$;
 
-revoke execute on function public.job_queue_run_start(text, integer, boolean) from public, anon, authenticated;
-grant execute on function public.job_queue_run_start(text, integer, boolean) to service_role;
-revoke execute on function public.job_queue_run_finish(bigint, text, integer, integer, integer, integer, integer, text)
+revoke execute on function public.job_queue_record_invocation_start(text, integer, boolean) from public, anon, authenticated;
+grant execute on function public.job_queue_record_invocation_start(text, integer, boolean) to service_role;
+revoke execute on function public.job_queue_record_invocation_end(bigint, text, integer, integer, integer, integer, integer, text)
     from public, anon, authenticated;
-grant execute on function public.job_queue_run_finish(bigint, text, integer, integer, integer, integer, integer, text)
+grant execute on function public.job_queue_record_invocation_end(bigint, text, integer, integer, integer, integer, integer, text)
     to service_role;
 
 -- 2. Fewer index writes per status change.
@@ -126,7 +126,7 @@ create index if not exists job_queue_unsuccessful_created_idx
 -- and the worker's URL is known, it starts follow-up invocations (lib/fanout.py)
 -- so that one cron tick drains a backlog. The bound is kept here, race-safe:
 -- a follow-up is admitted by job_queue_fanout_admit, in the same transaction as
--- its job_queue_begin_run, under one advisory lock, so admissions are serialised
+-- its job_queue_begin_invocation, under one advisory lock, so admissions are serialised
 -- and each one counts the runs already recorded as `running` by those before
 -- it (the lock is held until the admitted run's row is committed). The runs
 -- started by cron, pg_net or an operator count too; those are never refused.
@@ -137,20 +137,20 @@ create index if not exists job_queue_unsuccessful_created_idx
 -- paused: a paused queue stops the chain.
 
 -- A run is live while it is `running` and younger than an hour (older ones were
--- interrupted: job_queue_run_start closes them).
-create or replace function public.job_queue_live_runs()
+-- interrupted: job_queue_record_invocation_start closes them).
+create or replace function public.job_queue_live_invocations()
 returns integer
 language sql
 stable
 set search_path = public, pg_temp
 as $$
     select count(*)::integer
-      from job_queue_runs r
+      from job_queue_invocations r
      where r.status = 'running' and r.started_at > now() - interval '1 hour'
 $$;
 
 -- Admits a follow-up invocation, or says why not. Call it in the transaction
--- that then calls job_queue_begin_run.
+-- that then calls job_queue_begin_invocation.
 create or replace function public.job_queue_fanout_admit(
     p_max_parallel integer,
     p_generation integer,
@@ -158,7 +158,7 @@ create or replace function public.job_queue_fanout_admit(
     p_chain_started_at timestamptz,
     p_max_chain interval
 )
-returns table (admitted boolean, reason text, live_runs integer)
+returns table (admitted boolean, reason text, live_invocations integer)
 language plpgsql
 set search_path = public, pg_temp
 as $$
@@ -172,7 +172,7 @@ begin
     perform pg_advisory_xact_lock(hashtextextended('job_queue_fanout_admit', 0));
     -- Read after the lock: in READ COMMITTED each statement sees what the
     -- admissions before this one committed.
-    v_live := job_queue_live_runs();
+    v_live := job_queue_live_invocations();
     select s.processing_enabled into v_enabled from job_queue_settings s;
     if not coalesce(v_enabled, true) then
         return query select false, 'processing is paused', v_live;
@@ -202,16 +202,16 @@ as $$
     select case
                when not s.processing_enabled then 0
                when not exists (select 1 from job_queue j where j.status = 'pending' and j.run_at <= now()) then 0
-               else greatest(0, coalesce(p_max_parallel, 1) - job_queue_live_runs())
+               else greatest(0, coalesce(p_max_parallel, 1) - job_queue_live_invocations())
            end
       from job_queue_settings s
 $$;
 
-revoke execute on function public.job_queue_live_runs() from public, anon, authenticated;
+revoke execute on function public.job_queue_live_invocations() from public, anon, authenticated;
 revoke execute on function public.job_queue_fanout_admit(integer, integer, integer, timestamptz, interval)
     from public, anon, authenticated;
 revoke execute on function public.job_queue_fanout_slots(integer) from public, anon, authenticated;
-grant execute on function public.job_queue_live_runs() to service_role;
+grant execute on function public.job_queue_live_invocations() to service_role;
 grant execute on function public.job_queue_fanout_admit(integer, integer, integer, timestamptz, interval)
     to service_role;
 grant execute on function public.job_queue_fanout_slots(integer) to service_role;

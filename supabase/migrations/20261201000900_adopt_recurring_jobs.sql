@@ -13,7 +13,7 @@
 --    A recurring job that does not map stays a plain job (it runs once, as any
 --    due job), with a notice saying why; one past its `expires_at`, which the
 --    original app no longer ran, is cancelled.
--- 2. The worker-run history (`job_worker_runs`) is copied into `job_queue_runs`;
+-- 2. The worker-run history (`job_worker_runs`) is copied into `job_queue_invocations`;
 --    `job_worker_runs` itself is left as it is.
 -- 3. The solves' work roles, retired flag and flash-CTF event are filled from the
 --    vendor items the original app kept in `raw_payload`.
@@ -149,7 +149,7 @@ begin
         return;
     end if;
     -- Each original run once: a run already copied has the same start and source.
-    insert into public.job_queue_runs (
+    insert into public.job_queue_invocations (
         trigger_source, status, claimed, processed, succeeded, failed, error, started_at, finished_at, duration_ms)
     select w.source,
            case w.status when 'ok' then 'completed' when 'paused' then 'paused' when 'error' then 'failed'
@@ -162,11 +162,11 @@ begin
            w.started_at, w.completed_at,
            (extract(epoch from w.completed_at - w.started_at) * 1000)::integer
       from public.job_worker_runs w
-     where not exists (select from public.job_queue_runs r
+     where not exists (select from public.job_queue_invocations r
                         where r.started_at = w.started_at and r.trigger_source = w.source)
      order by w.started_at, w.id;
     get diagnostics v_n = row_count;
-    raise notice 'adopt job_worker_runs: % run(s) copied into job_queue_runs (job_worker_runs left as it is)', v_n;
+    raise notice 'adopt job_worker_runs: % run(s) copied into job_queue_invocations (job_worker_runs left as it is)', v_n;
 end
 $runs$;
 

@@ -302,7 +302,7 @@ def test_pausing_makes_the_worker_claim_nothing_until_resumed(dev: DevServer, pa
     page.get_by_role("button", name="Run worker now").click()
     expect(page.locator("#run-report")).to_contain_text("Paused")
     assert dev.api("GET", f"/api/admin/job-queue/jobs?id={job_id}")["job"]["status"] == "pending"
-    runs = _sql(dev, "select trigger_source, status from job_queue_runs order by id desc limit 1")
+    runs = _sql(dev, "select trigger_source, status from job_queue_invocations order by id desc limit 1")
     assert runs == [("admin_manual", "paused")]
 
     page.get_by_role("button", name="Resume processing").click()

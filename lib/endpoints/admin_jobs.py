@@ -2,7 +2,7 @@
 
 - `POST /api/admin/jobs/run-worker` `{"limit"?, "force"?}`: one worker invocation
   in this request, answered with the worker's own report (as `/api/jobs/run`) and
-  recorded in the run history with trigger source `admin_manual`.
+  recorded in the invocation history (job_queue_invocations) with trigger source `admin_manual`.
 - `GET  /api/admin/jobs/create`: the registered task types, each with its payload's
   JSON schema and default payload, for the page's task type picker.
 - `POST /api/admin/jobs/create` `{"taskType", "payload"?, "runAt"?, "maxAttempts"?}`:

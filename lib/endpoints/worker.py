@@ -30,7 +30,7 @@ class RunParams(BaseModel):
 
 
 class JobOutcome(BaseModel):
-    """One claimed job: its status after this run."""
+    """One claimed job: its status after this invocation."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -266,7 +266,7 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
 
 
 def _phase(query: str) -> str:
-    for name in ("begin_run", "complete_run", "claim", "mark_succeeded", "mark_failed", "release"):
+    for name in ("begin_invocation", "complete_invocation", "claim", "mark_succeeded", "mark_failed", "release"):
         if f"job_queue_{name}" in query:
             return name
     return "other statements"
@@ -329,7 +329,7 @@ def breakdown(admin: str, *, invocations: int) -> None:
             for _ in range(invocations):
                 cold.update(_invocation_phases(settings, registry, None))
                 warm.update(_invocation_phases(settings, registry, keep))
-    order = ["connect", "begin_run", "complete_run", "close"]
+    order = ["connect", "begin_invocation", "complete_invocation", "close"]
     order += sorted(k for k in set(cold) | set(warm) if k not in order and not k.startswith("Python"))
     order.append("Python (worker, logs, handler)")
     rows = []

@@ -170,9 +170,10 @@ _Outcome = _Success | _Failure | _NotConfigured
 SUCCESS_HOLD_SECONDS = 1.0
 
 # A job handed back for a setting this worker lacks waits this long before it is
-# due again, while the worker fans out: a follow-up started at once would claim
-# it, lack the same setting and hand it back, and so on until the chain's bounds.
-# (Without fan-out the next invocation is the next cron tick or ping.)
+# due again when the worker may fan out (its URL is known): a follow-up started
+# at once would claim it, lack the same setting and hand it back, and so on until
+# the chain's bounds. (Without fan-out the next invocation is the next cron tick
+# or ping.)
 NOT_CONFIGURED_DELAY = timedelta(seconds=60)
 
 
@@ -256,7 +257,7 @@ class Worker:
                 if completer.held and not self._is_quick(job):
                     self._add(completer.flush(), report)  # a crash during a long job must not cost the finished ones
                 started = position + 1
-                self._finish(position, job, self._execute(job, deadline), completer, report, fan_out=fan_out)
+                self._finish(position, job, self._execute(job, deadline), completer, report)
                 self._add(completer.flush_if_older_than(SUCCESS_HOLD_SECONDS), report)
         except Exception as exc:
             # Most often the database went away mid-invocation. The connection is
@@ -337,16 +338,13 @@ class Worker:
         outcome: _Outcome,
         completer: Completer,
         report: WorkerReport,
-        *,
-        fan_out: bool,
     ) -> None:
         """Record how a job ended: a success is held by the completer, anything else is written now."""
         if isinstance(outcome, _Success):
             completer.hold(position, job, outcome.output, outcome.duration_ms)
         elif isinstance(outcome, _NotConfigured):
-            report.add(
-                position, self._hand_back(job, outcome, completer, delay=NOT_CONFIGURED_DELAY if fan_out else None)
-            )
+            delay = NOT_CONFIGURED_DELAY if self.follow_ups is not None else None
+            report.add(position, self._hand_back(job, outcome, completer, delay=delay))
         else:
             state = completer.fail(job, describe(outcome.error), outcome.retry_in)
             report.add(position, self._report(job, state, outcome, outcome.duration_ms))

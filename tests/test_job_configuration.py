@@ -45,7 +45,7 @@ def test_the_run_reports_it_as_not_done(db, clean_db, fake) -> None:
     assert report.to_json()["results"][0]["status"] == "pending"
 
 
-def test_under_fan_out_the_handed_back_job_waits_a_minute(db, sql, clean_db) -> None:
+def test_a_worker_that_may_fan_out_hands_the_job_back_a_minute_later(db, sql, clean_db) -> None:
     """A follow-up started at once would claim it again, lack the same setting, and so on to the chain's bounds."""
     from pydantic import BaseModel
 

@@ -1,6 +1,6 @@
 -- A job handed back may be due again later than before (p_delay): the worker
--- hands back a job it lacks a setting for (JobNotConfigured) a minute later
--- while it fans out, so a follow-up does not claim it again at once
+-- hands back a job it lacks a setting for (JobNotConfigured) due a minute later
+-- when it may fan out, so a follow-up does not claim it again at once
 -- (lib/worker.py, NOT_CONFIGURED_DELAY). Without p_delay, as before.
 --
 -- Until the migrations are folded (issue 11): then this definition moves into

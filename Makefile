@@ -2,7 +2,7 @@
 #
 #   make dev                 the dev server on http://127.0.0.1:3000   (make dev ARGS=--once: one shot)
 #   make test                the whole suite      (make test ARGS="-k health -x"; DATABASE_URL is honoured)
-#   make lint                ruff check, ruff format --check, mypy --strict lib api
+#   make lint                ruff check, ruff format --check, mypy --strict lib api sandbox
 #
 # Each target first makes sure $(VENV) exists and holds requirements-dev.txt.
 # The install runs again only when a requirements file is newer than the stamp
@@ -61,11 +61,11 @@ dev: $(STAMP) web
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest $(ARGS)
 
-# mypy.ini says how api/ files (loaded by path, a base class made by a call) are checked.
+# mypy.ini says how api/ files (loaded by path, from folders that are not packages) are checked.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy --strict lib api
+	$(BIN)/mypy --strict lib api sandbox
 
 clean-venv:
 	rm -rf $(VENV)

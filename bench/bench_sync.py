@@ -5,7 +5,7 @@
     python bench/bench_sync.py --users 5000 --latency 0.05 --concurrency 8
 
 Each phase runs as a real job through the worker (`lib.worker.Worker`) on a
-fresh database, with the fake vendor (tests/support/fake_game_platform.py)
+fresh database, with the fake vendor (sandbox/game_platform.py)
 answering every call after `--latency` seconds. The vendor runs in a child
 process: a real one is another machine, and its CPU should not compete with
 the job's threads for this interpreter's lock.
@@ -54,8 +54,8 @@ from lib.jobs.registry import default_registry  # noqa: E402
 from lib.queue import Queue  # noqa: E402
 from lib.settings import Settings, load_settings  # noqa: E402
 from lib.worker import Worker  # noqa: E402
+from sandbox.game_platform import Dataset, FakeGamePlatform, demo_dataset  # noqa: E402
 from scripts.local_pg import fresh_database, postgres_server  # noqa: E402
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform, demo_dataset  # noqa: E402
 
 TARGET_RATIO = 1.5
 

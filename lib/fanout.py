@@ -24,18 +24,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from lib.jsonnames import CamelModel
 from lib.settings import Settings
 
 
-class Chain(BaseModel):
+class Chain(CamelModel):
     """Where an invocation stands in a fan-out chain; sent with each follow-up request."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True)
 
     generation: int = Field(ge=1, le=1_000_000, description="1 for a follow-up of the invocation cron started")
-    started_at: datetime = Field(alias="startedAt", description="when the chain's first invocation started")
+    started_at: datetime = Field(description="when the chain's first invocation started")
 
     def to_json(self) -> dict[str, object]:
         return {"generation": self.generation, "startedAt": self.started_at.isoformat()}
@@ -44,8 +45,8 @@ class Chain(BaseModel):
 def next_link(chain: Chain | None) -> Chain:
     """The chain a follow-up of this invocation carries (a new chain from an invocation outside one)."""
     if chain is None:
-        return Chain(generation=1, startedAt=datetime.now(UTC))
-    return Chain(generation=chain.generation + 1, startedAt=chain.started_at)
+        return Chain(generation=1, started_at=datetime.now(UTC))
+    return Chain(generation=chain.generation + 1, started_at=chain.started_at)
 
 
 def start_follow_ups(settings: Settings, chain: Chain, count: int, limit: int) -> int:

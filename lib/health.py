@@ -27,7 +27,9 @@ from datetime import datetime
 from typing import Any
 
 from lib.db import Database
-from lib.queue import JOB_STATUSES, NO_HEALTH_DETAILS, HealthDetails, HealthSnapshot, Queue
+from lib.job_status import JobStatus
+from lib.jsonnames import camel_keys
+from lib.queue import NO_HEALTH_DETAILS, HealthDetails, HealthSnapshot, Queue
 from lib.settings import Settings
 
 RECENT_ITEMS = 10
@@ -57,15 +59,15 @@ class HealthReport:
             "problems": list(self.problems),
             "processingEnabled": s.processing_enabled,
             "pausedReason": s.paused_reason,
-            "queueCounts": {status: int(getattr(s, status)) for status in JOB_STATUSES},
+            "queueCounts": {status.value: int(getattr(s, status.value)) for status in JobStatus},
             "duePending": s.due_pending,
             "oldestPendingAgeSeconds": _seconds(s.oldest_due_pending_age_seconds),
             "stuckJobs": s.stuck_jobs,
             "failedLast24h": s.failed_last_24h,
             "lastRunAt": _iso(s.last_run_at),
             "lastRunAgeSeconds": _seconds(s.last_run_age_seconds),
-            "recentRuns": [_camel_keys(run) for run in s.recent_runs],
-            "recentJobs": [_camel_keys(job) for job in s.recent_jobs],
+            "recentRuns": [camel_keys(run) for run in s.recent_runs],
+            "recentJobs": [camel_keys(job) for job in s.recent_jobs],
             "maxWaitSeconds": self.max_wait_seconds,
             "checkedAt": _iso(s.checked_at),
             "stuck": list(self.details.stuck),
@@ -81,15 +83,6 @@ def _seconds(value: float | None) -> float | None:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
-def _camel_keys(row: dict[str, Any]) -> dict[str, Any]:
-    return {_camel(key): value for key, value in row.items()}
 
 
 def _jobs(n: int) -> str:

@@ -2,10 +2,12 @@
 
 Vercel's Python runtime serves an api file's `handler` class (a
 `BaseHTTPRequestHandler`) and answers 501 for any method the class lacks. An api
-file therefore builds its class here from a method → endpoint map:
+file therefore subclasses `VercelHandler` and names its endpoints by method:
 
-    class handler(vercel_handler(GET=run_jobs, POST=run_jobs)):  # noqa: N801
+    class handler(VercelHandler):  # noqa: N801
         """The worker's one entry point."""
+
+        routes = Routes(GET=run_jobs, POST=run_jobs)
 
 and gets request parsing, the 64 KiB body limit, JSON responses, the error shape
 `{"error", "message", "details"?}`, 405 for methods it does not serve, and a 500
@@ -14,8 +16,10 @@ and gets request parsing, the 64 KiB body limit, JSON responses, the error shape
 The form is the builder's, not ours: `@vercel/python` reads the file's syntax
 tree (it does not import it) and accepts a top-level `class handler(...)`, or an
 `app`/`application` it would then serve as WSGI/ASGI; an assignment
-`handler = vercel_handler(...)` is refused. So an api file never defines a
-top-level `app` or `application` either.
+`handler = ...` is refused. So an api file never defines a top-level `app` or
+`application` either. The base class is a plain name, so mypy checks the file
+like any other; `Routes` is read-only (one table per class, shared by its
+requests) and refuses a method this layer does not serve when the file is imported.
 
 Input no endpoint could use is refused here, once, before any endpoint runs:
 malformed request lines and headers (the stdlib's refusals, answered as JSON),
@@ -31,7 +35,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -51,9 +55,11 @@ from lib.errors import (
     PayloadTooLarge,
     StatementTimeout,
 )
+from lib.jobs.registry import TaskRegistry, default_registry
 from lib.json_input import UnsafeInput, parse_json, text_problem
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
+from lib.validation import field_errors
 
 MAX_BODY_BYTES = 64 * 1024
 REQUEST_READ_TIMEOUT_SECONDS = 20.0
@@ -73,6 +79,7 @@ class Request(NamedTuple):
     query: tuple[tuple[str, str], ...]
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
+    registry: TaskRegistry = default_registry  # the task types this server runs (its handler class's)
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -139,12 +146,28 @@ def model_response(model: type[BaseModel], body: dict[str, Any], status: int = 2
 Endpoint = Callable[[Request], Response]
 
 
-def _details(exc: ValidationError, source: str) -> list[dict[str, Any]]:
-    details = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = ".".join(str(part) for part in error["loc"])
-        details.append({"field": loc or source, "message": error["msg"], "type": error["type"]})
-    return details
+class Routes(Mapping[str, Endpoint]):
+    """An api file's method → endpoint table, read-only: `Routes(GET=run_jobs, POST=run_jobs)`."""
+
+    __slots__ = ("_endpoints",)
+
+    def __init__(self, **endpoints: Endpoint) -> None:
+        unknown = set(endpoints) - set(SERVED_METHODS)
+        if unknown:
+            raise ValueError(f"unsupported HTTP methods: {sorted(unknown)}")
+        self._endpoints = dict(endpoints)
+
+    def __getitem__(self, method: str) -> Endpoint:
+        return self._endpoints[method]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._endpoints)
+
+    def __len__(self) -> int:
+        return len(self._endpoints)
+
+    def __repr__(self) -> str:
+        return f"Routes({', '.join(self._endpoints)})"
 
 
 def _validate(model: type[ModelT], data: dict[str, str] | bytes, *, source: str) -> ModelT:
@@ -153,7 +176,7 @@ def _validate(model: type[ModelT], data: dict[str, str] | bytes, *, source: str)
             return model.model_validate_json(data, strict=True)
         return model.model_validate(data)
     except ValidationError as exc:
-        raise InvalidRequest("The request has invalid fields.", details=_details(exc, source)) from None
+        raise InvalidRequest("The request has invalid fields.", details=field_errors(exc, whole=source)) from None
 
 
 def _error_response(exc: ApiError) -> Response:
@@ -210,19 +233,6 @@ def dispatch(routes: Mapping[str, Endpoint], request: Request) -> Response:
         flush_sentry()
 
 
-def vercel_handler(**routes: Endpoint) -> type[BaseHTTPRequestHandler]:
-    """The base of the `handler` class Vercel serves, from a method → endpoint map."""
-    unknown = set(routes) - set(SERVED_METHODS)
-    if unknown:
-        raise ValueError(f"unsupported HTTP methods: {sorted(unknown)}")
-
-    class Handler(_Handler):
-        pass
-
-    Handler.routes = dict(routes)
-    return Handler
-
-
 # Status → (error code, message) for requests refused before an endpoint sees them.
 _PROTOCOL_ERRORS: dict[int, tuple[str, str]] = {
     400: ("invalid_request", "The request line or its headers are malformed."),
@@ -277,8 +287,13 @@ def _linger(connection: socket.socket) -> None:
         return
 
 
-class _Handler(BaseHTTPRequestHandler):
-    routes: ClassVar[dict[str, Endpoint]] = {}
+class VercelHandler(BaseHTTPRequestHandler):
+    """The base of every api file's `handler`: it serves the methods of `routes` (see the module docstring)."""
+
+    routes: ClassVar[Routes] = Routes()
+    # What the endpoints' requests carry as `request.registry`; a test serves a
+    # subclass with a registry of its own (tests/support/api.py).
+    registry: ClassVar[TaskRegistry] = default_registry
     server_version = "job-queue"
     sys_version = ""
     # Socket timeout for reading the request (and writing the answer): a client
@@ -338,7 +353,9 @@ class _Handler(BaseHTTPRequestHandler):
         problems = _header_problems(headers) + _query_problems(query)
         if problems:
             return _error_response(InvalidRequest("The request holds text that cannot be used.", details=problems))
-        return Request(method=self.command, path=split.path, query=query, headers=headers, body=body)
+        return Request(
+            method=self.command, path=split.path, query=query, headers=headers, body=body, registry=self.registry
+        )
 
     def parse_request(self) -> bool:
         self._request_consumed = False

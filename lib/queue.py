@@ -18,17 +18,14 @@ from uuid import UUID
 from psycopg.types.json import Jsonb
 
 from lib.db import Database
+from lib.job_views import JobDetailJson, JobSummaryJson
 from lib.jsonb import JsonText
+from lib.settings import RETENTION_DAYS
 from lib.sql import load_queries
 
 QUERIES = load_queries(__file__, "queue.sql")
 
-JOB_STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
 DEFAULT_MAX_ATTEMPTS = 5
-# How old a finished job or worker invocation must be for the cleanup to delete it: the
-# CLI's `cleanup` default and the `job_queue_cleanup` task's payload default.
-# (`job_queue_cleanup()` in SQL defaults to the same 30 days; a test checks it.)
-DEFAULT_RETENTION_DAYS = 30
 CLEANUP_BATCH_SIZE = 1000
 CLEANUP_MAX_BATCHES = 50
 
@@ -370,7 +367,7 @@ class Queue:
 
     def cleanup(
         self,
-        older_than: timedelta = timedelta(days=DEFAULT_RETENTION_DAYS),
+        older_than: timedelta = timedelta(days=RETENTION_DAYS),
         batch_size: int = CLEANUP_BATCH_SIZE,
         max_batches: int = CLEANUP_MAX_BATCHES,
     ) -> int:
@@ -465,14 +462,14 @@ class Queue:
                 "limit": limit + 1,
             },
         )
-        jobs = [JobSummary(**row) for row in rows[:limit]]
-        next_cursor = JobCursor(jobs[-1].created_at, jobs[-1].id) if len(rows) > limit else None
+        jobs = [JobSummaryJson.model_validate(row) for row in rows[:limit]]
+        next_cursor = JobCursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
 
-    def get_job(self, job_id: UUID) -> JobDetail | None:
+    def get_job(self, job_id: UUID) -> JobDetailJson | None:
         """One job in full, or None when no job has this id."""
         row = self.db.fetchone(QUERIES["get_job"], {"id": job_id})
-        return JobDetail(**row) if row else None
+        return JobDetailJson.model_validate(row) if row else None
 
     def health(
         self, recent: int, overdue_after_seconds: float, list_limit: int
@@ -528,45 +525,9 @@ class JobCursor(NamedTuple):
     id: UUID
 
 
-class JobSummary(NamedTuple):
-    """A job as listed: everything but its output, the last error cut to 500 characters."""
-
-    id: UUID
-    task_type: str
-    status: str
-    payload: Any
-    attempts: int
-    max_attempts: int
-    last_error: str | None
-    run_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-
-
 class JobPage(NamedTuple):
-    jobs: list[JobSummary]
+    jobs: list[JobSummaryJson]
     next_cursor: JobCursor | None
-
-
-class JobDetail(NamedTuple):
-    """A job in full. The lease token is left out: it is the worker's, not the operator's."""
-
-    id: UUID
-    task_type: str
-    status: str
-    payload: Any
-    output: Any
-    attempts: int
-    max_attempts: int
-    last_error: str | None
-    dedupe_key: str | None
-    run_at: datetime
-    created_at: datetime
-    updated_at: datetime
-    completed_at: datetime | None
-    locked_at: datetime | None
-    lease_expires_at: datetime | None
 
 
 class HealthSnapshot(NamedTuple):

@@ -17,8 +17,15 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from lib.errors import ConfigurationError
+from lib.validation import field_errors, summary
 
 DEFAULT_GAME_PLATFORM_API_BASE_URL = "https://api.metactf.com/integrations/syned/v1"
+
+# How old a finished job or a worker invocation must be for the cleanup to delete it: the
+# `job_queue_cleanup` task's payload default (so the seeded daily schedule's `olderThanDays`),
+# the CLI's `cleanup` default and `Queue.cleanup`'s. SQL's `job_queue_cleanup()` defaults to the
+# same figure; tests/test_schedules.py checks both the SQL default and the seeded schedule.
+RETENTION_DAYS = 30
 
 PositiveSeconds = Annotated[float, Field(gt=0)]
 
@@ -165,11 +172,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            name = ".".join(str(part) for part in error["loc"]) or "environment"
-            problems.append(f"{name}: {error['msg']}")
-        raise ConfigurationError("invalid environment: " + "; ".join(problems)) from None
+        raise ConfigurationError("invalid environment: " + summary(field_errors(exc, whole="environment"))) from None
 
 
 _lock = threading.Lock()

@@ -37,7 +37,7 @@ from lib.db import Database
 from lib.errors import JobNotConfigured, PermanentJobError, RetryJobLater
 from lib.fanout import Chain, next_link
 from lib.jobs.context import JobContext, describe
-from lib.jobs.registry import TaskRegistry, default_registry
+from lib.jobs.registry import PayloadRejected, TaskRegistry, default_registry
 from lib.jsonb import NotStorableAsJson, storable_json
 from lib.observability import capture_job_failure, log
 from lib.queue import ClaimedJob, InvocationStart, InvocationSummary, JobState, Queue
@@ -440,11 +440,7 @@ class Worker:
         try:
             payload = spec.payload_model.model_validate(job.payload)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'payload'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)
-            )
-            raise PermanentJobError(f"invalid payload for {job.task_type}: {problems}") from None
+            raise PermanentJobError(str(PayloadRejected.from_error(job.task_type, exc))) from None
         ctx = JobContext(
             job_id=job.id,
             task_type=job.task_type,

@@ -56,6 +56,7 @@ from lib.sql import load_queries
 from scripts.devserver.banner import AdminToken, render_banner
 from scripts.devserver.cron import (
     CronEntry,
+    CronEvaluator,
     CronScheduler,
     read_queue_schedules,
     read_supabase_schedules,
@@ -321,7 +322,9 @@ def start(args: argparse.Namespace, stop: StopSignal, stack: ExitStack) -> int:
     stack.callback(_stopping("HTTP server", lambda: (server.shutdown(), server.server_close())))
     stop.check()
 
-    crons: list[CronEntry] = vercel_cron_entries(ROOT / "vercel.json", base_url, secrets["CRON_SECRET"].value)
+    crons: list[CronEntry] = vercel_cron_entries(
+        ROOT / "vercel.json", base_url, secrets["CRON_SECRET"].value, CronEvaluator(db.conninfo)
+    )
     schedules = read_supabase_schedules(db.conninfo)
     crons += supabase_schedule_entries(db.conninfo, schedules)
     skipped = [d for d in schedules if d.needs_pg_net]

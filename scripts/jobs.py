@@ -50,9 +50,10 @@ if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` imp
 from lib.db import Database, connect
 from lib.endpoints.worker import RunParams
 from lib.errors import ConfigurationError, DatabaseError
-from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
-from lib.queue import DEFAULT_RETENTION_DAYS, JOB_STATUSES, Queue, Schedule
-from lib.settings import Settings, get_settings, reload_settings
+from lib.job_status import JobStatus
+from lib.jobs.registry import PayloadRejected, TaskRegistry, default_registry, stored_payload
+from lib.queue import Queue, Schedule
+from lib.settings import RETENTION_DAYS, Settings, get_settings, reload_settings
 from lib.worker import MAX_LIMIT, Worker
 from scripts.devserver.cli_env import dev_environment
 
@@ -123,6 +124,8 @@ def to_plain(value: Any) -> Any:
     """Records (dataclasses, named tuples), UUIDs and times as JSON-able values."""
     if is_dataclass(value) and not isinstance(value, type):
         return to_plain(asdict(value))
+    if callable(getattr(value, "model_dump", None)):  # a pydantic model, by field name: the CLI speaks Python's
+        return to_plain(value.model_dump(by_alias=False))
     if isinstance(value, tuple) and hasattr(value, "_asdict"):
         return to_plain(value._asdict())
     if isinstance(value, dict):
@@ -190,10 +193,10 @@ Outcome = tuple[int, Any, str]
 
 
 def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
-    known = default_registry.task_types()
+    known = args.registry.task_types()
     if args.task_type not in known:
         raise CliError(f"unknown task type {args.task_type!r}; the worker runs: {', '.join(known)}", EXIT_USAGE)
-    spec = default_registry.get(args.task_type)
+    spec = args.registry.get(args.task_type)
     assert spec is not None
     try:
         # Defaults filled in, as the admin triggers and the schedules store it: equal jobs share one dedupe key.
@@ -228,7 +231,9 @@ def cmd_run(db: Database, settings: Settings, args: argparse.Namespace) -> Outco
     # The worker's JSON log lines go to stderr, keeping stdout for the result.
     with contextlib.redirect_stdout(sys.stderr):
         params = RunParams.model_validate({"limit": args.limit, "force": args.force})  # the endpoint's limits
-        report = Worker(db, settings).drain(limit=params.limit, force=params.force, trigger_source="cli")
+        report = Worker(db, settings, registry=args.registry).drain(
+            limit=params.limit, force=params.force, trigger_source="cli"
+        )
     body = report.to_json()
     if report.status == "paused":
         reason = report.paused_reason or "no reason given"
@@ -258,7 +263,7 @@ def cmd_status(db: Database, settings: Settings, args: argparse.Namespace) -> Ou
         f"Queue: {'HEALTHY' if report.healthy else 'UNHEALTHY'}",
         "Processing: "
         + ("enabled" if body["processingEnabled"] else f"PAUSED ({body['pausedReason'] or 'no reason given'})"),
-        "Jobs: " + ", ".join(f"{counts[s]} {s}" for s in JOB_STATUSES),
+        "Jobs: " + ", ".join(f"{counts[s]} {s}" for s in JobStatus),
         f"Due now: {body['duePending']} (oldest waiting {age(body['oldestPendingAgeSeconds'])}); "
         f"stuck past lease: {body['stuckJobs']}; failed in 24 h: {body['failedLast24h']}",
         f"Worker last ran: {ago(body['lastRunAt'])}",
@@ -366,7 +371,7 @@ def cmd_cancel(db: Database, settings: Settings, args: argparse.Namespace) -> Ou
     return EXIT_OK, to_plain(transition), f"Job {args.job_id} cancelled (was {transition.previous_status}).{note}"
 
 
-DEFAULT_RETENTION = timedelta(days=DEFAULT_RETENTION_DAYS)
+DEFAULT_RETENTION = timedelta(days=RETENTION_DAYS)
 
 
 def confirm_cleanup(older_than: timedelta, assume_yes: bool) -> None:
@@ -497,7 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("status", cmd_status, "The health report: counts, ages, problems, recent runs and jobs.")
 
     p = command("list", cmd_list, "Jobs, newest first.")
-    p.add_argument("--status", choices=JOB_STATUSES)
+    p.add_argument("--status", choices=[s.value for s in JobStatus])
     p.add_argument("--type", dest="task_type", help="only this task type")
     p.add_argument("--limit", type=int, default=20, help="how many (default 20)")
 
@@ -521,11 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--older-than",
         type=parse_duration,
         default=DEFAULT_RETENTION,
-        help=f"e.g. {DEFAULT_RETENTION_DAYS}d (default), 12h",
+        help=f"e.g. {RETENTION_DAYS}d (default), 12h",
     )
-    p.add_argument(
-        "--yes", action="store_true", help=f"do not ask before deleting jobs younger than {DEFAULT_RETENTION_DAYS}d"
-    )
+    p.add_argument("--yes", action="store_true", help=f"do not ask before deleting jobs younger than {RETENTION_DAYS}d")
     p.add_argument("--batch-size", type=int, default=1000, help="rows per delete statement (default 1000)")
 
     p = sub.add_parser(
@@ -561,8 +564,10 @@ def _fail(message: str, code: int, as_json: bool) -> NoReturn:
     raise SystemExit(code)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, registry: TaskRegistry = default_registry) -> int:
+    """Run one command; `registry`: the task types `enqueue` accepts and `run` runs (tests pass their own)."""
     args = build_parser().parse_args(argv)
+    args.registry = registry
     if getattr(args, "limit", None) is not None and args.limit < 1:
         _fail("--limit must be at least 1", EXIT_USAGE, args.json)
     try:

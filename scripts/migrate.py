@@ -10,6 +10,12 @@ expect (the roles `anon`, `authenticated`, `service_role` and the schema `auth`)
 each only where missing. Tests, the dev server and the benchmarks set up their
 databases with this same code.
 
+The files are append-only (docs/migrations.md): a file once applied is never
+edited or renamed; a change is a new file. A database whose record names a
+different file under one of our versions was migrated with a history that no
+longer exists (the fold of 2026-12-02); it is refused, saying so, rather than
+half-migrated.
+
 Usage: DATABASE_URL=postgresql://... python scripts/migrate.py [--list]
 """
 
@@ -96,9 +102,33 @@ def ensure_supabase_compatibility(conn: psycopg.Connection) -> None:
         conn.execute(_SUPABASE_COMPATIBILITY.encode())
 
 
+class MigrationHistoryError(Exception):
+    """The database records a migration of ours under another name: its history was rewritten since."""
+
+
 def applied_versions(conn: psycopg.Connection) -> set[str]:
     rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
     return {row[0] for row in rows}
+
+
+def check_history(conn: psycopg.Connection, migrations: Sequence[Migration]) -> None:
+    """Refuse a database that recorded one of these versions under another file name.
+
+    Versions we do not have (the app's own migrations, kept in the same table by
+    the Supabase CLI) and records without a name are left alone.
+    """
+    recorded = dict(conn.execute("select version, name from supabase_migrations.schema_migrations").fetchall())
+    renamed = [
+        f"{m.version}: applied as {recorded[m.version]!r}, now {m.name!r}"
+        for m in migrations
+        if recorded.get(m.version) not in (None, m.name)
+    ]
+    if renamed:
+        raise MigrationHistoryError(
+            "this database was migrated with migration files that no longer exist ("
+            + "; ".join(renamed)
+            + "). Recreate it (a dev or test database), or see docs/migrations.md."
+        )
 
 
 def apply_migrations(
@@ -116,6 +146,7 @@ def apply_migrations(
             # or what adopting an existing database converted).
             conn.add_notice_handler(_print_notice)
         ensure_supabase_compatibility(conn)
+        check_history(conn, migrations)
         for migration in migrations:
             with conn.transaction():
                 conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
@@ -149,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{'applied' if m.version in done else 'pending'}  {m.path.name}")
             return 0
         applied = apply_migrations(conninfo, log=True)
-    except psycopg.Error as exc:
+    except (psycopg.Error, MigrationHistoryError) as exc:
         print(f"migration failed: {exc}", file=sys.stderr)
         return 1
     print(f"{len(applied)} migration(s) applied; database is up to date.")

@@ -8,8 +8,8 @@
    vercel.json gives that file, as `vercel build` does; the worker is built a
    second time from what `vercel deploy` uploads (.vercelignore applied). Each
    function must be accepted, ship exactly requirements.txt's pins (plus the
-   builder's own vercel-runtime and pip), and none of tests/ bench/ scripts/
-   supabase/ .ci/ docs/ public/.
+   builder's own vercel-runtime and pip), and none of tests/ bench/ sandbox/
+   scripts/ supabase/ .ci/ docs/ public/.
 2. Serve: each bundle runs under CPython 3.12 through vercel-runtime's vc_init.py,
    in IPC mode (this script plays the platform) and in event mode
    (`vc_handler(event, context)`), against a freshly migrated database (embedded
@@ -43,7 +43,6 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lib.sql import load_queries
 from scripts.vercelcheck.build import (
     ROOT,
     CheckFailed,
@@ -56,8 +55,6 @@ from scripts.vercelcheck.build import (
     read_lock,
     run_builder,
 )
-
-QUERIES = load_queries(__file__, "vercel_check.sql")
 
 WORKER = "api/jobs/run.py"
 
@@ -136,20 +133,15 @@ def environment(app_env: Mapping[str, str]) -> Iterator[None]:
 
 @contextmanager
 def services() -> Iterator[tuple[dict[str, str], Any]]:
-    """A migrated database with an admin and demo data, the sandbox vendor, and scripts/dev.py's server."""
-    import psycopg
-
+    """A migrated database with demo data (its admin included), the sandbox vendor, and scripts/dev.py's server."""
     from scripts.devserver.routes import DevHttpServer, RouteTable
     from scripts.devserver.sandbox import start_sandbox
     from scripts.devserver.seed import seed_demo_data
     from scripts.local_pg import fresh_database, postgres_server
     from scripts.vercelcheck import matrix
-    from tests.support.tokens import ADMIN_ID
 
     warnings.filterwarnings("ignore", "XDG_RUNTIME_DIR is not set")  # pgserver's platformdirs, harmless
     with postgres_server() as admin_url, fresh_database(admin_url, prefix="vercelcheck") as conninfo:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(QUERIES["insert_admin"], {"id": ADMIN_ID})
         sandbox_dir = Path(tempfile.mkdtemp(prefix="vercelcheck-sandbox-"))
         sandbox = start_sandbox(matrix.VENDOR_TOKEN, sandbox_dir)
         try:
@@ -211,13 +203,15 @@ def answer_problems(where: str, expected: int, status: int, headers: Mapping[str
 
 
 def serve_all(toolchain: Toolchain, results: list[dict[str, Any]], *, verbose: bool = False) -> list[str]:
+    from scripts.devserver.secrets import admin_access_token
+    from scripts.devserver.seed import ADMIN_EMAIL, ADMIN_ID
+    from scripts.local_http import request as dev_request
     from scripts.vercelcheck import matrix
     from scripts.vercelcheck.bridge import IpcBridge, event_mode, function_env
-    from tests.support.api import request as dev_request
-    from tests.support.tokens import hs256
 
     def admin() -> dict[str, str]:
-        return {"Authorization": f"Bearer {hs256(secret=matrix.JWT_SECRET)}"}
+        """The seeded admin's bearer token, as scripts/dev.py mints it."""
+        return {"Authorization": f"Bearer {admin_access_token(matrix.JWT_SECRET, str(ADMIN_ID), ADMIN_EMAIL)}"}
 
     problems: list[str] = []
     loaded = 0

@@ -17,13 +17,14 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from lib.db import Database, connect
-from lib.jobs.registry import default_registry
+from lib.jobs.registry import TaskRegistry
 from lib.queue import Queue
 from lib.settings import load_settings, reload_settings, variable_names
 from scripts.local_pg import fresh_database, postgres_server
 from tests.support.api import ApiServer
+from tests.support.jobs import JobFactory
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET
-from tests.support.tasks import recorder, register_test_tasks, unregister_test_tasks
+from tests.support.tasks import recorder, test_registry
 
 pytest_plugins = ["tests.support.game_platform_fixtures"]
 
@@ -134,21 +135,31 @@ def sql(clean_db: str) -> Iterator[psycopg.Connection]:
 
 
 @pytest.fixture
-def test_tasks() -> Iterator[None]:
-    """The test task types registered in the worker's registry."""
-    register_test_tasks(default_registry)
-    recorder.runs.clear()
-    yield
-    unregister_test_tasks(default_registry)
+def job_factory(sql: psycopg.Connection) -> JobFactory:
+    """Stage jobs in any state (tests/support/jobs.py)."""
+    return JobFactory(sql)
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[str], ApiServer]]:
-    """Serve api files over real HTTP: `serve("api/jobs/run.py")`."""
+def task_registry() -> TaskRegistry:
+    """This test's own registry: the built-in and the test task types (tests.support.tasks); `serve` serves it."""
+    return test_registry()
+
+
+@pytest.fixture
+def test_tasks(task_registry: TaskRegistry) -> TaskRegistry:
+    """The registry holding the test task types, their run counts cleared."""
+    recorder.runs.clear()
+    return task_registry
+
+
+@pytest.fixture
+def serve(task_registry: TaskRegistry) -> Iterator[Callable[[str], ApiServer]]:
+    """Serve api files over real HTTP, with this test's registry: `serve("api/jobs/run.py")`."""
     servers: list[ApiServer] = []
 
     def start(relative_path: str) -> ApiServer:
-        server = ApiServer(relative_path)
+        server = ApiServer(relative_path, registry=task_registry)
         servers.append(server)
         return server
 
@@ -158,7 +169,7 @@ def serve() -> Iterator[Callable[[str], ApiServer]]:
 
 
 @pytest.fixture
-def worker_api(app_env: Callable[..., None], test_tasks: None, serve: Callable[[str], ApiServer]) -> ApiServer:
+def worker_api(app_env: Callable[..., None], test_tasks: TaskRegistry, serve: Callable[[str], ApiServer]) -> ApiServer:
     return serve("api/jobs/run.py")
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from lib.db import Database
 from lib.queue import Queue
+from tests.support.jobs import JobFactory
 from tests.support.secrets import cron_headers
 from tests.support.tasks import recorder
 from tests.support.tokens import admin_headers, coach_headers
@@ -50,12 +51,6 @@ def _enqueue(sql, task_type="test_noop", payload="{}", *, run_at="now()", max_at
 
 def _job(sql, job_id):
     return sql.execute("select * from job_queue where id = %s", (job_id,)).fetchone()
-
-
-def _set(sql, job_id, **columns):
-    for column, value in columns.items():
-        assert column in {"status", "attempts", "max_attempts", "last_error", "completed_at"}
-        sql.execute(f"update job_queue set {column} = %s where id = %s", (value, job_id))
 
 
 # -- toggle ------------------------------------------------------------------------------
@@ -306,7 +301,7 @@ def test_detail_returns_the_job_in_full(jobs_api, sql, queue):
     job_id = _enqueue(sql, "t", '{"coachId": null, "dryRun": false}', max_attempts=3)
     [claimed] = queue.claim(1, timedelta(minutes=10))
     queue.mark_failed(claimed, "upstream 503", timedelta(seconds=30))
-    sql.execute("update job_queue set output = '{\"partial\": 3}'::jsonb where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, output={"partial": 3})
 
     body = _list(jobs_api, f"id={job_id}")
     job = body["job"]
@@ -423,7 +418,7 @@ def test_cancel_while_processing_survives_a_late_failure(actions_api, sql, queue
 @pytest.mark.parametrize("status", ["succeeded", "failed", "cancelled"])
 def test_finished_jobs_cannot_be_cancelled(actions_api, sql, status):
     job_id = _enqueue(sql)
-    _set(sql, job_id, status=status)
+    JobFactory(sql).stage(job_id, status)
     before = _job(sql, job_id)
     response = _act(actions_api, "cancel", job_id)
     assert response.status == 409
@@ -438,8 +433,7 @@ def test_finished_jobs_cannot_be_cancelled(actions_api, sql, status):
 
 def test_retry_a_failed_job_runs_it_again(actions_api, worker_api, sql):
     job_id = _enqueue(sql, max_attempts=1)
-    _set(sql, job_id, status="failed", attempts=1, last_error="boom")
-    sql.execute("update job_queue set completed_at = now() where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, "failed", attempts=1, last_error="boom")
     response = _act(actions_api, "retry", job_id)
     assert response.status == 200
     assert response.json == {
@@ -473,7 +467,7 @@ def test_retry_a_scheduled_pending_job_makes_it_due_now(actions_api, sql):
 @pytest.mark.parametrize("status", ["processing", "succeeded"])
 def test_processing_and_succeeded_jobs_cannot_be_retried(actions_api, sql, status):
     job_id = _enqueue(sql)
-    _set(sql, job_id, status=status)
+    JobFactory(sql).stage(job_id, status)
     before = _job(sql, job_id)
     response = _act(actions_api, "retry", job_id)
     assert response.status == 409

@@ -14,6 +14,7 @@ import pytest
 from lib.health import health_report
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.settings import load_settings
+from tests.support.jobs import JobFactory
 from tests.support.secrets import runner_headers
 from tests.support.tasks import recorder
 from tests.support.tokens import ANON_KEY, admin_headers, coach_headers
@@ -284,7 +285,7 @@ def test_a_job_created_for_later_sends_no_kick(create_api, admin_env, serve, sql
 @pytest.mark.parametrize("status", ["pending", "succeeded", "failed", "cancelled"])
 def test_delete_removes_a_job_that_is_not_processing(actions_api, sql, capsys, status):
     job_id = _enqueue(sql)
-    sql.execute("update job_queue set status = %s where id = %s", (status, job_id))
+    JobFactory(sql).stage(job_id, status)
     response = actions_api.request("POST", body={"action": "delete", "jobId": job_id}, headers=admin_headers())
     assert response.status == 200
     assert response.json == {
@@ -370,17 +371,16 @@ def test_a_claim_after_a_delete_cannot_take_the_job(clean_db, sql):
 
 def test_health_lists_stuck_jobs_with_their_lease(health_api, sql):
     job_id = _enqueue(sql)
-    sql.execute(
-        "update job_queue set status = 'processing', attempts = 2, locked_at = now() - interval '10 minutes',"
-        " lease_expires_at = now() - interval '1 minute', last_error = 'boom' where id = %s",
-        (job_id,),
+    JobFactory(sql).stage(
+        job_id,
+        "processing",
+        attempts=2,
+        locked_ago=timedelta(minutes=10),
+        lease=timedelta(minutes=-1),
+        last_error="boom",
     )
     live = _enqueue(sql)
-    sql.execute(
-        "update job_queue set status = 'processing', attempts = 1, locked_at = now(),"
-        " lease_expires_at = now() + interval '5 minutes' where id = %s",
-        (live,),
-    )
+    JobFactory(sql).stage(live, "processing", attempts=1, lease=timedelta(minutes=5))
     body = health_api.request("GET", headers=admin_headers()).json
     assert [s["id"] for s in body["stuck"]] == [job_id]
     stuck = body["stuck"][0]

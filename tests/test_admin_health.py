@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from lib.health import assess, health_report
+from lib.job_status import JobStatus
 from lib.queue import HealthSnapshot
 from lib.settings import load_settings
 from tests.support.secrets import CRON_SECRET, cron_headers, runner_headers
 from tests.support.tokens import admin_headers, bearer, coach_headers, hs256
 
 HEALTH = "api/admin/job-queue/health.py"
-STATUSES = ("pending", "processing", "succeeded", "failed", "cancelled")
+STATUSES = tuple(JobStatus)
 REQUIRED_KEYS = {
     "healthy",
     "problems",

@@ -23,10 +23,10 @@ from psycopg.rows import dict_row
 
 from lib.db import close_kept_connections, connect
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
+from sandbox.game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, FlashCtfResult, Solve
 from scripts.local_pg import create_database, drop_database
 from scripts.migrate import MIGRATIONS_DIR, apply_migrations, discover, ensure_supabase_compatibility
 from tests.support.api import ROOT
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, FlashCtfResult, Solve
 from tests.support.game_platform import drain_queue, enqueue, platform_settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "origin"
@@ -36,7 +36,7 @@ ERAS = {
 }
 ADOPTION = MIGRATIONS_DIR / "20261128000050_adopt_original_app.sql"
 ADOPTION_FILES = (ADOPTION, MIGRATIONS_DIR / "20261201000900_adopt_recurring_jobs.sql")
-SCHEDULES_MIGRATION = MIGRATIONS_DIR / "20261201000200_job_queue_schedules.sql"
+SCHEDULES_MIGRATION = MIGRATIONS_DIR / "20261128000200_job_queue_schedules.sql"
 BOTH_ERAS = ["seed", "head"]
 
 RUNNING_JOB = "60000000-0000-4000-8000-000000000002"

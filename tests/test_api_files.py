@@ -3,7 +3,7 @@
 `@vercel/python` finds a function's entry point by reading the file's syntax tree:
 a top-level `class handler(...)`, or else an `app`/`application` that it serves as
 WSGI/ASGI instead (the first of them in the file wins). An assignment
-`handler = vercel_handler(...)` is refused at build time, which no test that
+`handler = SomeClass` is refused at build time, which no test that
 imports the file would notice; so this reads the files the builder's way.
 """
 
@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from lib.http import Request, Response, Routes, VercelHandler, json_response
 from tests.support.api import ROOT, load_api_module
 
 API_FILES = sorted(path.relative_to(ROOT).as_posix() for path in (ROOT / "api").rglob("*.py"))
@@ -57,11 +58,12 @@ def test_api_file_has_a_class_handler_the_builder_accepts(relative_path: str) ->
     ("source", "problem"),
     [
         (
-            '"""Doc."""\nfrom lib.http import vercel_handler\nhandler = vercel_handler()\n',
+            '"""Doc."""\nfrom lib.http import VercelHandler\nhandler = VercelHandler\n',
             "no top-level `class handler(...)`",
         ),
         (
-            '"""Doc."""\nfrom lib.http import vercel_handler\nclass handler(vercel_handler()):\n    pass\n',
+            '"""Doc."""\nfrom lib.http import Routes, VercelHandler\n'
+            "class handler(VercelHandler):\n    routes = Routes()\n",
             "`class handler` has no docstring",
         ),
         (
@@ -73,3 +75,23 @@ def test_api_file_has_a_class_handler_the_builder_accepts(relative_path: str) ->
 )
 def test_the_form_check_names_what_the_builder_refuses(source: str, problem: str) -> None:
     assert entry_point_problems(source) == [problem]
+
+
+@pytest.mark.parametrize("relative_path", API_FILES)
+def test_api_file_names_its_endpoints_in_a_routes_table(relative_path: str) -> None:
+    handler = load_api_module(relative_path).handler
+    assert issubclass(handler, VercelHandler)
+    assert isinstance(handler.routes, Routes)
+    assert len(handler.routes) > 0
+
+
+def test_a_routes_table_refuses_a_method_it_cannot_serve_and_cannot_be_changed() -> None:
+    def endpoint(request: Request) -> Response:
+        return json_response({})
+
+    with pytest.raises(ValueError, match="unsupported HTTP methods: \\['FETCH'\\]"):
+        Routes(GET=endpoint, FETCH=endpoint)
+    routes = Routes(GET=endpoint, POST=endpoint)
+    assert sorted(routes) == ["GET", "POST"]
+    with pytest.raises(TypeError):
+        routes["PUT"] = endpoint

@@ -14,19 +14,22 @@ from typing import Any
 import psycopg
 import pytest
 
+from lib.jobs.registry import TaskRegistry
 from scripts import jobs as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def run_cli(app_env: Callable[..., None], test_tasks: None, capsys: pytest.CaptureFixture[str]) -> Callable[..., Any]:
+def run_cli(
+    app_env: Callable[..., None], test_tasks: TaskRegistry, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., Any]:
     """Run the CLI in-process; return (exit code, parsed --json output)."""
 
     def run(*argv: str) -> tuple[int, Any]:
         capsys.readouterr()
         try:
-            code = cli.main(["--json", *argv])
+            code = cli.main(["--json", *argv], registry=test_tasks)
         except SystemExit as exc:
             code = int(exc.code or 0)
         out = capsys.readouterr().out

@@ -17,7 +17,7 @@ from scripts.devserver.database import DevDatabase, open_dev_database
 from scripts.devserver.sandbox import start_sandbox
 from scripts.devserver.secrets import load_local_secrets
 from scripts.devserver.seed import ensure_demo_data
-from tests.test_dev_server import dev_env
+from tests.support.dev_server import dev_env
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +23,7 @@ import psycopg
 import pytest
 
 from scripts.devserver.cron import (
-    CronExpression,
+    CronEvaluator,
     CronScheduler,
     read_supabase_schedules,
     supabase_schedule_entries,
@@ -35,23 +34,11 @@ from scripts.devserver.seed import ADMIN_ID, demo_id
 from scripts.local_http import LocalHTTPServer
 from scripts.local_pg import create_database, drop_database
 from tests.support.api import request
+from tests.support.dev_server import DEV, DevProcess, dev_env
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, cron_headers, runner_headers
 
 ROOT = Path(__file__).resolve().parents[1]
-DEV = [sys.executable, str(ROOT / "scripts" / "dev.py")]
 JWT_SECRET = "dev-server-test-jwt-secret-0123456789abcdef"
-BUNDLE_VARIABLES = (
-    "DATABASE_URL",
-    "POSTGRES_URL",
-    "CRON_SECRET",
-    "JOB_QUEUE_RUNNER_SECRET",
-    "SUPABASE_JWT_SECRET",
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "GAME_PLATFORM_API_BASE_URL",
-    "GAME_PLATFORM_API_TOKEN",
-    "SENTRY_DSN",
-)
 
 
 @pytest.fixture
@@ -68,13 +55,6 @@ def tmp_path() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
-
-
-def dev_env(**values: str) -> dict[str, str]:
-    """The environment of a newcomer's shell: none of the bundle's variables unless given."""
-    env = {k: v for k, v in os.environ.items() if k not in BUNDLE_VARIABLES}
-    env.update(values)
-    return env
 
 
 def postgres_processes(pgdata: Path) -> list[psutil.Process]:
@@ -172,58 +152,12 @@ def test_once_on_a_given_database_migrates_it_never_seeds_it_and_exits_1_when_a_
 # -- the running server --------------------------------------------------------------------
 
 
-class DevProcess:
-    """`scripts/dev.py` running in the background, its output collected."""
-
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        self.data_dir = data_dir
-        self.proc = subprocess.Popen(
-            [*DEV, "--port", "0", "--data-dir", str(data_dir)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.base_url = ""
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        if not self.ready.wait(120):
-            self.proc.kill()
-            raise AssertionError("dev server did not become ready:\n" + self.output[-4000:])
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.startswith("ready: "):
-                self.base_url = line.split(" ", 1)[1].strip()
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    def stop(self, sig: signal.Signals) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(60)
-        self._reader.join(5)
-        return code
-
-
 @pytest.fixture
 def dev_server(tmp_path: Path) -> Iterator[DevProcess]:
     env = dev_env(CRON_SECRET=CRON_SECRET, JOB_QUEUE_RUNNER_SECRET=RUNNER_SECRET, SUPABASE_JWT_SECRET=JWT_SECRET)
     server = DevProcess(tmp_path / "dev", env)
     yield server
-    if server.proc.poll() is None:
-        server.proc.kill()
-        server.proc.wait(10)
+    server.close()
 
 
 def token_for(sub: Any, secret: str = JWT_SECRET) -> str:
@@ -351,9 +285,10 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
         assert "ZeroDivisionError" in table.errors["/api/hello-world"]
         stale = broken.stat().st_mtime_ns
         broken.write_text(
-            "from lib.http import json_response, vercel_handler\n"
-            "class handler(vercel_handler(GET=lambda request: json_response({'hello': request.path}))):\n"
+            "from lib.http import Routes, VercelHandler, json_response\n"
+            "class handler(VercelHandler):\n"
             '    """Says hello."""\n'
+            "    routes = Routes(GET=lambda request: json_response({'hello': request.path}))\n"
         )
         os.utime(broken, ns=(stale + 10**9, stale + 10**9))  # changed, even on a coarse-mtime filesystem
         answer = request(port, "GET", "/api/hello-world?x=1")
@@ -367,6 +302,12 @@ def test_a_new_api_file_is_served_without_registration(tmp_path: Path) -> None:
 
 
 # -- cron --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cron(database_url: str) -> CronEvaluator:
+    """The dev server's cron: the migrated database's `job_queue_cron_next`."""
+    return CronEvaluator(database_url)
 
 
 class RecordingServer(LocalHTTPServer):
@@ -390,12 +331,12 @@ class RecordingServer(LocalHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
-def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does() -> None:
+def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does(cron: CronEvaluator) -> None:
     recorder = RecordingServer()
     threading.Thread(target=recorder.serve_forever, args=(0.05,), daemon=True).start()
     try:
         base = f"http://127.0.0.1:{recorder.server_address[1]}"
-        entries = vercel_cron_entries(ROOT / "vercel.json", base, "the-cron-secret")
+        entries = vercel_cron_entries(ROOT / "vercel.json", base, "the-cron-secret", cron)
         vercel = json.loads((ROOT / "vercel.json").read_text())["crons"]
         assert [(e.name, e.expression.text) for e in entries] == [(c["path"], c["schedule"]) for c in vercel]
         scheduler = CronScheduler(entries, report=lambda line: None)
@@ -415,14 +356,16 @@ def test_a_cron_tick_calls_the_worker_exactly_as_vercel_cron_does() -> None:
 
 
 def test_a_cron_tick_through_the_dev_router_runs_the_real_worker_as_vercel_cron(
-    app_env: Callable[..., None], sql: psycopg.Connection
+    app_env: Callable[..., None], sql: psycopg.Connection, cron: CronEvaluator
 ) -> None:
     server = DevHttpServer(("127.0.0.1", 0), RouteTable(ROOT))
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     outcomes: list[str] = []
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
-        scheduler = CronScheduler(vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET), report=outcomes.append)
+        scheduler = CronScheduler(
+            vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET, cron), report=outcomes.append
+        )
         scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
     finally:
         server.shutdown()
@@ -440,7 +383,7 @@ def test_the_pg_cron_migration_defines_only_the_worker_ping_which_needs_pg_net(c
 
 
 def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
-    app_env: Callable[..., None], sql: psycopg.Connection
+    app_env: Callable[..., None], sql: psycopg.Connection, cron: CronEvaluator
 ) -> None:
     """The dev server schedules nothing of its own: its Vercel cron call to the worker keeps the schedules."""
     sql.execute(
@@ -455,7 +398,9 @@ def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
     try:
         base = f"http://127.0.0.1:{server.server_address[1]}"
         outcomes: list[str] = []
-        scheduler = CronScheduler(vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET), report=outcomes.append)
+        scheduler = CronScheduler(
+            vercel_cron_entries(ROOT / "vercel.json", base, CRON_SECRET, cron), report=outcomes.append
+        )
         scheduler.tick(datetime(2026, 11, 28, 12, 0, tzinfo=UTC), wait=True)
     finally:
         server.shutdown()
@@ -482,20 +427,20 @@ def test_a_vercel_cron_tick_enqueues_what_the_queues_own_schedules_have_due(
         ("5,10-12 * * * *", datetime(2026, 1, 1, 0, 11), True),
     ],
 )
-def test_cron_expressions_match_as_cron_does(expression: str, moment: datetime, expected: bool) -> None:
-    assert CronExpression.parse(expression).matches(moment) is expected
+def test_cron_expressions_match_as_cron_does(
+    cron: CronEvaluator, expression: str, moment: datetime, expected: bool
+) -> None:
+    assert cron.parse(expression).matches(moment) is expected
 
 
-def test_cron_next_after_and_invalid_expressions() -> None:
-    assert CronExpression.parse("*/30 * * * *").next_after(datetime(2026, 1, 1, 10, 30, 5)) == datetime(
-        2026, 1, 1, 11, 0
-    )
+def test_cron_next_after_and_invalid_expressions(cron: CronEvaluator) -> None:
+    assert cron.parse("*/30 * * * *").next_after(datetime(2026, 1, 1, 10, 30, 5)) == datetime(2026, 1, 1, 11, 0)
     for bad in ("* * * *", "60 * * * *", "*/0 * * * *", "a * * * *"):
         with pytest.raises(ValueError, match="cron expression"):
-            CronExpression.parse(bad)
+            cron.parse(bad)
 
 
-def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary() -> None:
+def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary(cron: CronEvaluator) -> None:
     """A clock 0.3 s before 12:05 UTC: the */5 entry fires once at 12:05, the hourly one not at all."""
     from datetime import timedelta
 
@@ -504,8 +449,8 @@ def test_the_scheduler_thread_fires_due_entries_at_the_minute_boundary() -> None
     fired: list[str] = []
     start, t0 = datetime(2026, 11, 28, 12, 4, 59, 700000, tzinfo=UTC), time.monotonic()
     entries = [
-        CronEntry("vercel", "every-5", CronExpression.parse("*/5 * * * *"), lambda: fired.append("every-5") or "", ""),
-        CronEntry("supabase", "hourly", CronExpression.parse("0 * * * *"), lambda: fired.append("hourly") or "", ""),
+        CronEntry("vercel", "every-5", cron.parse("*/5 * * * *"), lambda: fired.append("every-5") or "", ""),
+        CronEntry("supabase", "hourly", cron.parse("0 * * * *"), lambda: fired.append("hourly") or "", ""),
     ]
     scheduler = CronScheduler(
         entries,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,9 +14,10 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from lib.jobs.context import JobContext
-from lib.jobs.registry import TaskSpec, default_registry
+from lib.jobs.registry import TaskRegistry, TaskSpec
 from lib.queue import Queue
 from tests.support.api import ApiServer
+from tests.support.jobs import JobFactory
 from tests.support.secrets import runner_headers
 
 PROBE = "test_fanout_probe"
@@ -53,11 +54,11 @@ class Probe:
 
 
 @pytest.fixture
-def probe() -> Iterator[Probe]:
+def probe(task_registry: TaskRegistry) -> Probe:
+    """The probe task type, in the registry this test's servers run (conftest's `task_registry`)."""
     probe = Probe()
-    default_registry.register(TaskSpec(PROBE, ProbePayload, probe.handle, quick=True))
-    yield probe
-    default_registry.unregister(PROBE)
+    task_registry.register(TaskSpec(PROBE, ProbePayload, probe.handle, quick=True))
+    return probe
 
 
 @pytest.fixture
@@ -137,10 +138,8 @@ def test_a_pause_stops_the_chain(fanout_api, sql, probe, clean_db):
     probe.pause_with = pause
     _enqueue(sql, 200)
     # The first job due pauses the queue: the invocations running finish their batches, and none follows.
-    sql.execute(
-        "update job_queue set payload = '{\"pause\": true}', run_at = now() - interval '1 hour'"
-        " where id = (select id from job_queue limit 1)"
-    )
+    first = sql.execute("select id from job_queue limit 1").fetchone()["id"]
+    JobFactory(sql).stage(first, payload={"pause": True}, due_ago=timedelta(hours=1))
     _post(api)
     counts = _settle(sql)
     assert counts.get("pending", 0) >= 150

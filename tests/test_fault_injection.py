@@ -21,6 +21,7 @@ import pytest
 
 from scripts.local_pg import fresh_database
 from tests.support.fault_drill import FaultDrill, WorkerProcess
+from tests.support.jobs import JobFactory
 from tests.support.pg_cluster import throwaway_cluster, unavailable_reason
 from tests.support.pg_proxy import pg_proxy
 from tests.support.tasks import UNSTORABLE_OUTPUTS
@@ -104,7 +105,7 @@ def test_a_kill_during_a_long_job_reruns_that_job_alone(drill, clean_db):
         quick_statuses = {_status(conn, j) for j in quick}
         worker.kill()
         runner.join(30)
-        conn.execute("update job_queue set payload = '{\"seconds\": 0}' where id = %s", (long,))
+        JobFactory(conn).stage(long, payload={"seconds": 0})
     assert quick_statuses == {"succeeded"}  # written before the long job began
     drill.drain(clean_db, drill.start_worker(), lease_seconds=LEASE_SECONDS)
     accounting = drill.account(clean_db, [*quick, long])

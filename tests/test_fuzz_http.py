@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.api import request
+from tests.support.jobs import JobFactory
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET
 from tests.support.tokens import ADMIN_ID, COACH_ID, JWT_SECRET, PROJECT_REF, STRANGER_ID, hs256, session_cookie_value
 
@@ -408,7 +409,7 @@ def fuzz_target(request, admin_env, test_tasks, serve, sql):
     for status in ("pending", "failed", "cancelled", "succeeded"):
         row = sql.execute("select job_queue_enqueue('test_noop', '{}'::jsonb, now() + interval '1 day', 3) as id")
         job_id = str(row.fetchone()["id"])
-        sql.execute("update job_queue set status = %s where id = %s", (status, job_id))
+        JobFactory(sql).stage(job_id, status)
         job_ids.append(job_id)
     for _ in range(2):
         row = sql.execute("select job_id from job_queue_enqueue_unique('test_noop', '{}'::jsonb, 'twin')").fetchone()

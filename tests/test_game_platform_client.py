@@ -22,7 +22,7 @@ from lib.game_platform.errors import (
 )
 from lib.game_platform.models import TeamCreate, UserCreate
 from lib.settings import load_settings
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, Fault, FlashCtfResult
+from sandbox.game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, Fault, FlashCtfResult
 
 NOW = 1_790_000_000
 FAST_RETRIES = RetryPolicy(max_attempts=3, base_seconds=0.05, cap_seconds=0.2, max_retry_after_seconds=5)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support.fake_game_platform import FakeGamePlatform, Fault, demo_dataset, local_id
+from sandbox.game_platform import FakeGamePlatform, Fault, demo_dataset, local_id
 from tests.support.game_platform import count, seed_roster, snapshot
 from tests.support.secrets import cron_headers, runner_headers
 from tests.support.tokens import admin_headers

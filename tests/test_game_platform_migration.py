@@ -179,9 +179,9 @@ def test_an_existing_app_table_keeps_its_own_security(admin_conninfo):
         drop_database(admin_conninfo, conninfo)
 
 
-# -- 20261201000400_game_platform_vendor.sql ---------------------------------------------------
+# -- the vendor's behaviour (folded into 20261128000400_game_platform.sql) -------------------------
 
-VENDOR_MIGRATION = MIGRATION.parent / "20261201000400_game_platform_vendor.sql"
+VENDOR_MIGRATION = MIGRATION
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from lib.game_platform.store import GamePlatformStore
-from tests.support.fake_game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
+from sandbox.game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
 from tests.support.game_platform import count, drain_queue, enqueue, platform_settings, seed_roster, snapshot
 
 SYNC = "game_platform_sync"

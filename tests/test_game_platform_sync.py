@@ -14,8 +14,9 @@ from lib.jobs.context import JobContext
 from lib.jobs.game_platform_sync import INCREMENTAL_OVERLAP_SECONDS, TASK
 from lib.queue import Queue
 from lib.worker import Worker
-from tests.support.fake_game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
+from sandbox.game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
 from tests.support.game_platform import count, drain_queue, enqueue, platform_settings, seed_roster, snapshot
+from tests.support.jobs import JobFactory
 
 SYNC = "game_platform_sync"
 SWEEP = "game_platform_totals_sweep"
@@ -403,7 +404,7 @@ def test_a_retried_job_resumes_its_run_after_the_last_written_batch(fake, db, sq
 
     outage.times = 0  # the vendor is back
     fake.clear_requests()
-    sql.execute("update job_queue set run_at = now() where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, due=True)
     (job,) = drain_queue(db, settings)
     assert job["id"] == job_id
     assert job["status"] == "succeeded"
@@ -659,12 +660,12 @@ def test_a_budget_spent_before_the_first_call_hands_everyone_to_the_continuation
         queue=Queue(db),
         settings=settings,
     )
-    sql.execute("update job_queue set status = 'processing' where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, "processing")
     out = TASK.handle(ctx, TASK.payload_model.model_validate(payload))
     assert out["status"] == "continued"
     assert out["competitors"]["total"] == 0
     assert fake.requests_for("scores/get_odl_scores") == []
-    sql.execute("update job_queue set status = 'succeeded' where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, "succeeded")
 
     (continuation,) = drain_queue(db, settings)
     assert str(continuation["id"]) == out["continuationJobId"]

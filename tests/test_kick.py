@@ -102,9 +102,9 @@ def test_a_retry_kicks_the_worker(worker, serve, sql):
     assert kick_runs(sql) >= 1
 
 
-def test_the_cli_enqueue_kicks_the_worker_and_keeps_stdout_for_its_json(worker, sql, capsys):
+def test_the_cli_enqueue_kicks_the_worker_and_keeps_stdout_for_its_json(worker, test_tasks, sql, capsys):
     capsys.readouterr()
-    assert cli.main(["--json", "enqueue", "test_noop", "--payload", '{"n": 7}']) == 0
+    assert cli.main(["--json", "enqueue", "test_noop", "--payload", '{"n": 7}'], registry=test_tasks) == 0
     job_id = json.loads(capsys.readouterr().out)["jobId"]
     wait_for(lambda: attempted(sql, job_id))
     assert kick_runs(sql) >= 1

@@ -104,3 +104,20 @@ def test_cli_prints_what_the_migrations_say(empty_database):
     assert result.returncode == 0, result.stderr
     # Without pg_cron the scheduling migration says why it scheduled nothing.
     assert "notice: job queue schedules: pg_cron is" in result.stdout
+
+
+def test_a_database_migrated_with_a_rewritten_history_is_refused(empty_database, tmp_path):
+    from scripts.migrate import Migration, MigrationHistoryError
+
+    apply_migrations(empty_database)
+    first = discover()[1]
+    renamed = tmp_path / f"{first.version}_another_name.sql"
+    renamed.write_text("select 1;")
+    with pytest.raises(MigrationHistoryError, match=f"{first.version}: applied as '{first.name}', now 'another_name'"):
+        apply_migrations(empty_database, [Migration(first.version, "another_name", renamed)])
+    # The app's own migrations, in the same table under other versions, are no concern of ours.
+    with psycopg.connect(empty_database, autocommit=True, prepare_threshold=None) as conn:
+        conn.execute(
+            "insert into supabase_migrations.schema_migrations (version, name) values ('20240101000000', 'app')"
+        )
+    assert apply_migrations(empty_database) == []

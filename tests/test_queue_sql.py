@@ -10,6 +10,7 @@ import pytest
 from lib.queue import Queue
 from scripts.local_pg import create_database, drop_database
 from scripts.migrate import apply_migrations, ensure_supabase_compatibility
+from tests.support.jobs import FINISHED, JobFactory
 
 LEASE = timedelta(minutes=15)
 
@@ -19,7 +20,7 @@ def _row(sql, job_id):
 
 
 def _expire_lease(sql, job_id):
-    sql.execute("update job_queue set lease_expires_at = now() - interval '1 second' where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, lease=timedelta(seconds=-1))
 
 
 # -- enqueue ---------------------------------------------------------------------
@@ -362,7 +363,7 @@ def test_cleanup_removes_old_finished_jobs_and_runs_in_batches(queue, sql):
     for job in queue.claim(10, LEASE):
         queue.mark_failed(job, "x", None)
     queue.claim(2, LEASE)  # still processing: never removed
-    sql.execute("update job_queue set completed_at = now() - interval '40 days' where completed_at is not null")
+    JobFactory(sql).stage(None, completed_ago=timedelta(days=40), among=FINISHED)
     sql.execute(
         "insert into job_queue_invocations (trigger_source, started_at)"
         " select 'x', now() - interval '40 days' from generate_series(1, 7)"

@@ -12,13 +12,15 @@ import pytest
 from psycopg.rows import dict_row
 
 from lib.db import connect
+from lib.job_status import JobStatus
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.jobs.job_queue_cleanup import CleanupPayload
 from lib.jobs.registry import default_registry, stored_payload
-from lib.queue import DEFAULT_RETENTION_DAYS, Queue
-from lib.settings import load_settings
+from lib.queue import Queue
+from lib.settings import RETENTION_DAYS, load_settings
 from lib.worker import Worker
 from scripts.local_pg import fresh_database
+from tests.support.jobs import JobFactory
 
 LEASE = timedelta(minutes=15)
 
@@ -183,8 +185,8 @@ def test_the_retention_default_is_one_figure_in_python_and_sql(freshly_migrated)
         arguments = conn.execute(
             "select pg_get_function_arguments('job_queue_cleanup(interval, integer, integer)'::regprocedure)"
         ).fetchone()[0]
-    assert f"'{DEFAULT_RETENTION_DAYS} days'::interval" in arguments
-    assert CleanupPayload().older_than_days == DEFAULT_RETENTION_DAYS
+    assert f"'{RETENTION_DAYS} days'::interval" in arguments
+    assert CleanupPayload().older_than_days == RETENTION_DAYS
 
 
 # -- evaluation by the worker ---------------------------------------------------------
@@ -296,7 +298,7 @@ def test_overlapping_invocations_enqueue_a_due_schedule_once(clean_db, sql):
     rounds, workers = 6, 8
     for _ in range(rounds):
         sql.execute("update job_queue_schedules set next_run_at = now() - interval '1 minute'")
-        sql.execute("update job_queue set status = 'succeeded', completed_at = now() where status <> 'succeeded'")
+        JobFactory(sql).stage(None, "succeeded", among=set(JobStatus) - {JobStatus.SUCCEEDED})
         barrier = threading.Barrier(workers)
         scheduled: list[tuple[str, ...]] = []
         errors: list[BaseException] = []
@@ -389,7 +391,7 @@ def test_a_repeated_first_statement_evaluates_the_schedules_once(queue, sql):
     first, _ = queue.begin_invocation("test", 5, False, LEASE, invocation)
     assert first.scheduled == ("yearly",)
     sql.execute("update job_queue_schedules set next_run_at = now() - interval '1 minute'")  # due again, as if later
-    sql.execute("update job_queue set status = 'succeeded', completed_at = now()")  # no live copy to dedupe against
+    JobFactory(sql).stage(None, "succeeded")  # no live copy to dedupe against
     again, _ = queue.begin_invocation("test", 5, False, LEASE, invocation)
     assert (again.invocation_id, again.scheduled) == (first.invocation_id, ())
     assert len(jobs(sql)) == 1

@@ -87,7 +87,7 @@ def test_a_package_outside_the_lock_fails(bundle: Path) -> None:
     ]
 
 
-@pytest.mark.parametrize("folder", ["tests", "bench", "scripts", "supabase", ".ci", "docs", "public"])
+@pytest.mark.parametrize("folder", ["tests", "bench", "sandbox", "scripts", "supabase", ".ci", "docs", "public"])
 def test_a_folder_that_must_not_ship_fails(bundle: Path, folder: str) -> None:
     (bundle / folder).mkdir()
     assert bundle_problems(built(bundle), LOCK, VERCEL_JSON) == [
@@ -121,8 +121,9 @@ def test_the_builders_analyser_accepts_class_handler_and_nothing_else() -> None:
     toolchain = find_toolchain()
     install_builder(toolchain)
     forms = {
-        "class": "from lib.http import vercel_handler\nclass handler(vercel_handler()):\n    '''Doc.'''\n",
-        "assignment": "from lib.http import vercel_handler\nhandler = vercel_handler()\n",
+        "class": "from lib.http import Routes, VercelHandler\nclass handler(VercelHandler):\n    '''Doc.'''\n"
+        "    routes = Routes()\n",
+        "assignment": "from lib.http import VercelHandler\nhandler = VercelHandler\n",
         "app above it": "from x import app\nclass handler:\n    pass\n",
     }
     script = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.jobs import JobFactory
 from tests.support.secrets import CRON_SECRET, RUNNER_SECRET, cron_headers, runner_headers
 
 
@@ -270,7 +271,7 @@ def test_handler_requested_delay_is_used(worker_api, sql):
 def test_failure_is_final_at_max_attempts(worker_api, sql):
     job = _enqueue(sql, "test_boom", max_attempts=2)
     worker_api.request("POST", headers=runner_headers())
-    sql.execute("update job_queue set run_at = now() where id = %s", (job,))  # skip the backoff wait
+    JobFactory(sql).stage(job, due=True)  # skip the backoff wait
     body = worker_api.request("POST", headers=runner_headers()).json
     assert body["results"][0]["status"] == "failed"
     assert body["results"][0]["attempts"] == 2

@@ -22,6 +22,7 @@ from lib.settings import load_settings
 from lib.worker import Worker
 from scripts.local_pg import create_database, drop_database
 from tests.support.fake_sentry import FakeSentry
+from tests.support.jobs import JobFactory
 from tests.support.pg_proxy import pg_proxy
 from tests.support.secrets import runner_headers
 from tests.support.tasks import UNSTORABLE_OUTPUTS, recorder
@@ -241,7 +242,7 @@ def test_a_worker_whose_lease_was_taken_over_does_not_report_the_other_success(a
     slow = threading.Thread(target=lambda: first.update(worker.request("POST", headers=runner_headers()).json))
     slow.start()
     _wait_until(lambda: sql.execute("select lease_expires_at < now() as x from job_queue").fetchone()["x"])
-    sql.execute("update job_queue set payload = '{\"seconds\": 0}'")  # the second attempt is quick
+    JobFactory(sql).stage(None, payload={"seconds": 0})  # the second attempt is quick
     second = worker.request("POST", headers=runner_headers()).json
     slow.join(30)
     assert second["results"][0]["status"] == "succeeded"

@@ -18,6 +18,7 @@ import pytest
 
 from lib.queue import ClaimedJob, Queue
 from tests.support.api import request
+from tests.support.jobs import JobFactory
 from tests.support.secrets import cron_headers, runner_headers
 from tests.support.tasks import recorder
 
@@ -116,7 +117,7 @@ def test_job_of_a_killed_worker_is_reclaimed_after_its_lease_and_finishes(app_en
     worker = serve("api/jobs/run.py")
     assert worker.request("POST", headers=runner_headers()).json["processed"] == 0
 
-    sql.execute("update job_queue set payload = '{\"seconds\": 0}' where id = %s", (job_id,))
+    JobFactory(sql).stage(job_id, payload={"seconds": 0})
     _wait_for(lambda: sql.execute("select lease_expires_at < now() as expired from job_queue").fetchone()["expired"])
     body = worker.request("POST", headers=runner_headers()).json
     assert body["results"][0]["id"] == str(job_id)

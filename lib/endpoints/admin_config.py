@@ -9,9 +9,10 @@ on the app's own domain, where the session cookie would do.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from lib.http import Request, Response, model_response
+from lib.jsonnames import CamelModel
 from lib.settings import get_settings, secret_value
 
 
@@ -21,13 +22,13 @@ class ConfigQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PublicConfig(BaseModel):
+class PublicConfig(CamelModel):
     """What the page needs to sign in with Supabase; nothing secret (the anon key is public)."""
 
     model_config = ConfigDict(extra="allow")
 
-    supabase_url: str | None = Field(alias="supabaseUrl")
-    supabase_anon_key: str | None = Field(alias="supabaseAnonKey")
+    supabase_url: str | None
+    supabase_anon_key: str | None
 
 
 def public_config(request: Request) -> Response:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -23,12 +23,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
+from lib.job_status import JobStatusField
+from lib.job_views import JobDetailJson, JobSummaryJson
+from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
-from lib.queue import Deletion, JobCursor, JobDetail, JobSummary, Queue, Transition
+from lib.queue import Deletion, JobCursor, Queue, Transition
 from lib.settings import get_settings
-
-JobStatus = Literal["pending", "processing", "succeeded", "failed", "cancelled"]
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -44,14 +45,14 @@ class ToggleBody(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="shown while paused; dropped on resume")
 
 
-class ProcessingState(BaseModel):
+class ProcessingState(CamelModel):
     """The pause switch after the change."""
 
     model_config = ConfigDict(extra="allow")
 
-    processing_enabled: bool = Field(alias="processingEnabled")
-    paused_reason: str | None = Field(alias="pausedReason")
-    updated_at: datetime = Field(alias="updatedAt")
+    processing_enabled: bool
+    paused_reason: str | None
+    updated_at: datetime
 
 
 def toggle_processing(request: Request) -> Response:
@@ -99,12 +100,12 @@ def decode_cursor(value: str) -> JobCursor:
     return cursor
 
 
-class JobsQuery(BaseModel):
+class JobsQuery(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     id: UUID | None = Field(default=None, description="one job in full; not combined with the list parameters")
-    status: JobStatus | None = None
-    task_type: str | None = Field(default=None, alias="taskType", min_length=1, max_length=200)
+    status: JobStatusField | None = None
+    task_type: str | None = Field(default=None, min_length=1, max_length=200)
     limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
     cursor: str | None = Field(default=None, min_length=1, max_length=200)
 
@@ -115,40 +116,13 @@ class JobsQuery(BaseModel):
         return self
 
 
-class JobSummaryJson(BaseModel):
-    """A job in a list: no output, lastError cut to 500 characters."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: UUID
-    task_type: str = Field(alias="taskType")
-    status: JobStatus
-    payload: Any
-    attempts: int
-    max_attempts: int = Field(alias="maxAttempts")
-    last_error: str | None = Field(alias="lastError")
-    run_at: datetime | None = Field(alias="runAt")
-    created_at: datetime | None = Field(alias="createdAt")
-    updated_at: datetime | None = Field(alias="updatedAt")
-    completed_at: datetime | None = Field(alias="completedAt")
-
-
-class JobDetailJson(JobSummaryJson):
-    """A job in full (the lease token is never shown)."""
-
-    output: Any
-    dedupe_key: str | None = Field(alias="dedupeKey")
-    locked_at: datetime | None = Field(alias="lockedAt")
-    lease_expires_at: datetime | None = Field(alias="leaseExpiresAt")
-
-
-class JobPage(BaseModel):
+class JobPage(CamelModel):
     """Newest first; pass nextCursor back as cursor for the next page (null: no more)."""
 
     model_config = ConfigDict(extra="allow")
 
     jobs: list[JobSummaryJson]
-    next_cursor: str | None = Field(alias="nextCursor")
+    next_cursor: str | None
 
 
 class OneJob(BaseModel):
@@ -157,46 +131,6 @@ class OneJob(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     job: JobDetailJson
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def summary_json(job: JobSummary) -> dict[str, Any]:
-    return {
-        "id": str(job.id),
-        "taskType": job.task_type,
-        "status": job.status,
-        "payload": job.payload,
-        "attempts": job.attempts,
-        "maxAttempts": job.max_attempts,
-        "lastError": job.last_error,
-        "runAt": _iso(job.run_at),
-        "createdAt": _iso(job.created_at),
-        "updatedAt": _iso(job.updated_at),
-        "completedAt": _iso(job.completed_at),
-    }
-
-
-def detail_json(job: JobDetail) -> dict[str, Any]:
-    return {
-        "id": str(job.id),
-        "taskType": job.task_type,
-        "status": job.status,
-        "payload": job.payload,
-        "output": job.output,
-        "attempts": job.attempts,
-        "maxAttempts": job.max_attempts,
-        "lastError": job.last_error,
-        "dedupeKey": job.dedupe_key,
-        "runAt": _iso(job.run_at),
-        "createdAt": _iso(job.created_at),
-        "updatedAt": _iso(job.updated_at),
-        "completedAt": _iso(job.completed_at),
-        "lockedAt": _iso(job.locked_at),
-        "leaseExpiresAt": _iso(job.lease_expires_at),
-    }
 
 
 def list_jobs(request: Request) -> Response:
@@ -208,7 +142,7 @@ def list_jobs(request: Request) -> Response:
             job = queue.get_job(query.id)
             if job is None:
                 raise NotFound(f"No job has id {query.id}.")
-            return model_response(OneJob, {"job": detail_json(job)})
+            return model_response(OneJob, {"job": job.to_json()})
         page = queue.list_jobs(
             status=query.status,
             task_type=query.task_type,
@@ -218,7 +152,7 @@ def list_jobs(request: Request) -> Response:
     return model_response(
         JobPage,
         {
-            "jobs": [summary_json(job) for job in page.jobs],
+            "jobs": [job.to_json() for job in page.jobs],
             "nextCursor": encode_cursor(page.next_cursor) if page.next_cursor else None,
         },
     )
@@ -227,23 +161,23 @@ def list_jobs(request: Request) -> Response:
 # -- retry, cancel and delete ----------------------------------------------------------
 
 
-class ActionBody(BaseModel):
+class ActionBody(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     action: Literal["retry", "cancel", "delete"]
-    job_id: UUID = Field(alias="jobId")
+    job_id: UUID
 
 
-class ActionResult(BaseModel):
+class ActionResult(CamelModel):
     """The transition made."""
 
     model_config = ConfigDict(extra="allow")
 
     success: Literal[True]
     action: str = Field(description="the action of the request")
-    job_id: UUID = Field(alias="jobId")
+    job_id: UUID
     status: str = Field(description="the job's status now: pending, cancelled, or deleted")
-    previous_status: JobStatus | None = Field(alias="previousStatus")
+    previous_status: JobStatusField | None
 
 
 def _refusal(action: str, transition: Transition) -> Conflict:

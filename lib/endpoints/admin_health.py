@@ -16,6 +16,8 @@ from lib.db import connect
 from lib.errors import Unauthorized
 from lib.health import health_report
 from lib.http import Request, Response, model_response
+from lib.job_views import JobColumns
+from lib.jsonnames import CamelModel
 from lib.settings import Settings, get_settings
 
 
@@ -25,7 +27,7 @@ class HealthParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Open(BaseModel):
+class _Open(CamelModel):
     # Keys added later are allowed: the health report grows (schedules, sync runs).
     model_config = ConfigDict(extra="allow")
 
@@ -42,7 +44,7 @@ class RecentRun(_Open):
     """One worker invocation (job_queue_invocations)."""
 
     id: int
-    trigger_source: str = Field(alias="triggerSource")
+    trigger_source: str
     status: str
     claimed: int | None = None
     processed: int | None = None
@@ -50,22 +52,13 @@ class RecentRun(_Open):
     failed: int | None = None
     released: int | None = None
     error: str | None = None
-    started_at: datetime | None = Field(default=None, alias="startedAt")
-    finished_at: datetime | None = Field(default=None, alias="finishedAt")
-    duration_ms: int | None = Field(default=None, alias="durationMs")
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
 
 
-class RecentJob(_Open):
-    id: str
-    task_type: str = Field(alias="taskType")
-    status: str
-    attempts: int
-    max_attempts: int = Field(alias="maxAttempts")
-    last_error: str | None = Field(default=None, alias="lastError")
-    run_at: datetime | None = Field(default=None, alias="runAt")
-    created_at: datetime | None = Field(default=None, alias="createdAt")
-    updated_at: datetime | None = Field(default=None, alias="updatedAt")
-    completed_at: datetime | None = Field(default=None, alias="completedAt")
+class RecentJob(JobColumns):
+    """One of the newest jobs: the fields every view of a job shows (lib.job_views), lastError cut to 1000."""
 
 
 class HealthResponse(_Open):
@@ -73,19 +66,19 @@ class HealthResponse(_Open):
 
     healthy: bool
     problems: list[str] = Field(description="one sentence per problem; empty when healthy")
-    processing_enabled: bool = Field(alias="processingEnabled")
-    paused_reason: str | None = Field(alias="pausedReason")
-    queue_counts: QueueCounts = Field(alias="queueCounts")
-    due_pending: int = Field(alias="duePending")
-    oldest_pending_age_seconds: float | None = Field(alias="oldestPendingAgeSeconds")
-    stuck_jobs: int = Field(alias="stuckJobs", description="jobs in processing past their lease")
-    failed_last_24h: int = Field(alias="failedLast24h")
-    last_run_at: datetime | None = Field(alias="lastRunAt")
-    last_run_age_seconds: float | None = Field(alias="lastRunAgeSeconds")
-    recent_runs: list[RecentRun] = Field(alias="recentRuns", description="the last 10 worker runs")
-    recent_jobs: list[RecentJob] = Field(alias="recentJobs", description="the last 10 jobs")
-    max_wait_seconds: float = Field(alias="maxWaitSeconds")
-    checked_at: datetime | None = Field(alias="checkedAt")
+    processing_enabled: bool
+    paused_reason: str | None
+    queue_counts: QueueCounts
+    due_pending: int
+    oldest_pending_age_seconds: float | None
+    stuck_jobs: int = Field(description="jobs in processing past their lease")
+    failed_last_24h: int
+    last_run_at: datetime | None
+    last_run_age_seconds: float | None
+    recent_runs: list[RecentRun] = Field(description="the last 10 worker runs")
+    recent_jobs: list[RecentJob] = Field(description="the last 10 jobs")
+    max_wait_seconds: float
+    checked_at: datetime | None
 
 
 MONITOR_HINT = (

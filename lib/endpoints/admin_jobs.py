@@ -23,11 +23,13 @@ from lib.auth.admin import admin_connection
 from lib.endpoints.worker import RunParams, report_model
 from lib.errors import InvalidRequest
 from lib.http import Request, Response, model_response
-from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, default_registry, stored_payload
+from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, stored_payload
+from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import DEFAULT_MAX_ATTEMPTS, Queue
 from lib.settings import Settings, get_settings
+from lib.validation import within
 from lib.worker import Worker
 
 ADMIN_TRIGGER_SOURCE = "admin_manual"
@@ -59,7 +61,7 @@ def run_worker(request: Request) -> Response:
     with admin_connection(request, settings) as (db, admin):
         params = request.input(RunParams)
         log("admin.worker_run_requested", limit=params.limit, force=params.force, user_id=str(admin.user_id))
-        report = Worker(db, admin_worker_settings(settings)).drain(
+        report = Worker(db, admin_worker_settings(settings), registry=request.registry).drain(
             limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
         )
     body = report.to_json()
@@ -69,15 +71,13 @@ def run_worker(request: Request) -> Response:
 # -- create --------------------------------------------------------------------------
 
 
-class CreateBody(BaseModel):
+class CreateBody(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
-    task_type: str = Field(alias="taskType", min_length=1, max_length=200)
+    task_type: str = Field(min_length=1, max_length=200)
     payload: dict[str, Any] = Field(default_factory=dict, description="validated by the task type's model")
-    run_at: AwareDatetime | None = Field(default=None, alias="runAt", description="due time; now when absent")
-    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = Field(
-        default=DEFAULT_MAX_ATTEMPTS, alias="maxAttempts"
-    )
+    run_at: AwareDatetime | None = Field(default=None, description="due time; now when absent")
+    max_attempts: Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_LIMIT)] = DEFAULT_MAX_ATTEMPTS
 
 
 class TaskTypesQuery(BaseModel):
@@ -86,25 +86,25 @@ class TaskTypesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskTypeJson(BaseModel):
+class TaskTypeJson(CamelModel):
     model_config = ConfigDict(extra="allow")
 
-    task_type: str = Field(alias="taskType")
-    default_payload: dict[str, Any] | None = Field(alias="defaultPayload")
-    payload_schema: dict[str, Any] = Field(alias="payloadSchema", description="the payload model's JSON Schema")
+    task_type: str
+    default_payload: dict[str, Any] | None
+    payload_schema: dict[str, Any] = Field(description="the payload model's JSON Schema")
 
 
-class TaskTypeList(BaseModel):
+class TaskTypeList(CamelModel):
     model_config = ConfigDict(extra="allow")
 
-    task_types: list[TaskTypeJson] = Field(alias="taskTypes")
+    task_types: list[TaskTypeJson]
 
 
-class CreatedJob(BaseModel):
+class CreatedJob(CamelModel):
     model_config = ConfigDict(extra="allow")
 
     success: bool
-    job_id: str = Field(alias="jobId")
+    job_id: str
 
 
 def stored_payload_or_400(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +116,7 @@ def stored_payload_or_400(spec: TaskSpec, raw: dict[str, Any]) -> dict[str, Any]
     except PayloadRejected as exc:
         raise InvalidRequest(
             f"The payload is not valid for {spec.task_type}.",
-            details=[{**p, "field": f"payload.{p['field']}"} for p in exc.problems],
+            details=within("payload", exc.problems),
         ) from None
 
 
@@ -154,7 +154,8 @@ def task_type_json(spec: TaskSpec) -> dict[str, Any]:
     return {"taskType": spec.task_type, "defaultPayload": default_payload(spec), "payloadSchema": payload_schema(spec)}
 
 
-def list_task_types(request: Request, registry: TaskRegistry = default_registry) -> Response:
+def list_task_types(request: Request) -> Response:
+    registry = request.registry
     settings = get_settings()
     with admin_connection(request, settings):
         request.input(TaskTypesQuery)
@@ -162,11 +163,11 @@ def list_task_types(request: Request, registry: TaskRegistry = default_registry)
     return model_response(TaskTypeList, {"taskTypes": [task_type_json(spec) for spec in specs]})
 
 
-def create_job(request: Request, registry: TaskRegistry = default_registry) -> Response:
+def create_job(request: Request) -> Response:
     settings = get_settings()
     with admin_connection(request, settings) as (db, admin):
         body = request.input(CreateBody)
-        spec = _spec(registry, body.task_type)
+        spec = _spec(request.registry, body.task_type)
         payload = stored_payload_or_400(spec, body.payload)
         job_id = Queue(db).enqueue(spec.task_type, payload, run_at=body.run_at, max_attempts=body.max_attempts)
     if body.run_at is None or body.run_at <= datetime.now(UTC):

@@ -21,10 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from lib.auth.admin import admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
 from lib.http import Request, Response, model_response
-from lib.jobs.registry import PayloadRejected, default_registry, stored_payload
+from lib.jobs.registry import PayloadRejected, stored_payload
+from lib.jsonnames import CamelModel
 from lib.observability import log
 from lib.queue import Queue
 from lib.settings import get_settings
+from lib.validation import within
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.:-]{0,99}$"
 
@@ -33,31 +35,29 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SaveBody(BaseModel):
+class SaveBody(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="lower-case letters, digits and _ . : - (at most 100)")
-    task_type: str | None = Field(
-        default=None, alias="taskType", min_length=1, max_length=200, description="only to create a schedule"
-    )
+    task_type: str | None = Field(default=None, min_length=1, max_length=200, description="only to create a schedule")
     enabled: StrictBool | None = None
     cron: str | None = Field(default=None, max_length=200, description="five fields, UTC")
     payload: dict[str, Any] | None = None
 
 
-class ScheduleJson(BaseModel):
+class ScheduleJson(CamelModel):
     """A recurring job: what it enqueues, when (five-field cron, UTC), and its last enqueue."""
 
     model_config = ConfigDict(extra="allow")
 
     name: str
-    task_type: str = Field(alias="taskType")
+    task_type: str
     payload: Any
     cron: str
     enabled: bool
-    next_run_at: datetime = Field(alias="nextRunAt")
-    last_enqueued_at: datetime | None = Field(alias="lastEnqueuedAt")
-    last_job_id: str | None = Field(alias="lastJobId")
+    next_run_at: datetime
+    last_enqueued_at: datetime | None
+    last_job_id: str | None
 
 
 class ScheduleList(BaseModel):
@@ -111,18 +111,18 @@ def save_schedule(request: Request) -> Response:
                 raise _invalid("cron", problem)
         payload = None
         if body.payload is not None or existing is None:
-            spec = default_registry.get(task_type)
+            spec = request.registry.get(task_type)
             if spec is None:
                 raise _invalid(
                     "taskType",
-                    f"unknown task type {task_type!r}; the worker runs: " + ", ".join(default_registry.task_types()),
+                    f"unknown task type {task_type!r}; the worker runs: " + ", ".join(request.registry.task_types()),
                 )
             try:
                 payload = stored_payload(spec, body.payload or {})
             except PayloadRejected as exc:
                 raise InvalidRequest(
                     f"The payload is not valid for {task_type}.",
-                    details=[{**p, "field": f"payload.{p['field']}"} for p in exc.problems],
+                    details=within("payload", exc.problems),
                 ) from None
         saved = queue.save_schedule(
             body.name, task_type=body.task_type, payload=payload, cron=body.cron, enabled=body.enabled

@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from lib.auth.admin import admin_connection
 from lib.http import Request, Response, model_response
 from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
+from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Queue
@@ -29,13 +30,13 @@ from lib.settings import get_settings
 DEDUPLICATED_MESSAGE = "deduplicated: an equal job is already queued"
 
 
-class TriggerResponse(BaseModel):
+class TriggerResponse(CamelModel):
     """The job that will do the work: a new one, or the equal job already pending or processing."""
 
     model_config = ConfigDict(extra="allow")
 
     success: Literal[True]
-    job_id: UUID = Field(alias="jobId")
+    job_id: UUID
     message: str
     deduplicated: bool = Field(
         default=False, description="present (true) when an equal job was already queued: jobId is that job"

@@ -32,6 +32,7 @@ from lib.endpoints.admin_schedules import ListQuery, SaveBody, SavedSchedule, Sc
 from lib.endpoints.admin_triggers import TriggerResponse
 from lib.endpoints.worker import DeclinedReport, PausedReport, RunParams, RunReport
 from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
+from lib.jsonnames import CamelModel
 
 # -- the error shape every endpoint shares (built by lib.errors.ApiError.body) -------------
 
@@ -42,7 +43,7 @@ class FieldError(BaseModel):
     type: str = Field(description="pydantic's error type, e.g. missing, extra_forbidden, int_parsing")
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(CamelModel):
     """`{"error", "message", "details"?}`; some errors add keys of their own (a 409 names the job's status)."""
 
     model_config = ConfigDict(extra="allow")
@@ -55,9 +56,9 @@ class ErrorBody(BaseModel):
 class ConflictBody(ErrorBody):
     """An impossible transition: the job's current status, and the live equal job when that is why."""
 
-    job_id: str = Field(alias="jobId")
+    job_id: str
     status: str
-    duplicate_of: str | None = Field(default=None, alias="duplicateOf")
+    duplicate_of: str | None = None
 
 
 # -- who may call -----------------------------------------------------------------------------

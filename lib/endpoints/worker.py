@@ -12,6 +12,7 @@ from lib.auth.runner import require_runner_secret, trigger_source
 from lib.db import connect
 from lib.fanout import Chain, start_follow_ups
 from lib.http import Request, Response, model_response
+from lib.jsonnames import CamelModel
 from lib.settings import get_settings
 from lib.worker import MAX_LIMIT, Worker
 
@@ -29,26 +30,22 @@ class RunParams(BaseModel):
         return min(value, MAX_LIMIT)
 
 
-class JobOutcome(BaseModel):
+class JobOutcome(CamelModel):
     """One claimed job: its status after this invocation."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
-    task_type: str = Field(alias="taskType")
+    task_type: str
     status: Literal["succeeded", "pending", "failed", "cancelled", "processing", "deleted"] = Field(
         description="pending: a retry is scheduled at retryAt (or the job was handed back unstarted)"
     )
     attempts: int
-    last_error: str | None = Field(alias="lastError")
-    duration_ms: int = Field(alias="durationMs")
-    retry_at: datetime | None = Field(default=None, alias="retryAt", description="only when a retry is scheduled")
-    lease_lost: bool = Field(
-        default=False, alias="leaseLost", description="present (true) when this attempt's outcome was not recorded"
-    )
-    job_status: str | None = Field(
-        default=None, alias="jobStatus", description="with leaseLost: what the job's row says now"
-    )
+    last_error: str | None
+    duration_ms: int
+    retry_at: datetime | None = Field(default=None, description="only when a retry is scheduled")
+    lease_lost: bool = Field(default=False, description="present (true) when this attempt's outcome was not recorded")
+    job_status: str | None = Field(default=None, description="with leaseLost: what the job's row says now")
 
 
 class RunReport(BaseModel):
@@ -103,7 +100,7 @@ def run_jobs(request: Request) -> Response:
             return start_follow_ups(url_settings, chain, count, limit)
 
     with connect(settings) as db:
-        report = Worker(db, settings, follow_ups=follow_ups).drain(
+        report = Worker(db, settings, registry=request.registry, follow_ups=follow_ups).drain(
             limit=params.limit,
             force=params.force,
             trigger_source="fanout" if params.chain else trigger_source(request, credential),

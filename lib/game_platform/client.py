@@ -50,6 +50,7 @@ from lib.game_platform.models import (
     UserResponse,
 )
 from lib.settings import Settings, secret_value
+from lib.validation import field_errors, summary
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -306,10 +307,7 @@ class GamePlatformClient:
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)[:5]
-            )
+            problems = summary(field_errors(exc, whole="body")[:5])
             raise GamePlatformBadResponse(
                 f"{method} /{path} answered {response.status_code} with a body that is not a {model.__name__}: "
                 f"{problems}"

@@ -13,7 +13,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import ConfigDict, Field, StrictBool, StrictInt
+
+from lib.jsonnames import CamelModel
 
 SYNC_TASK_TYPE = "game_platform_sync"
 TOTALS_SWEEP_TASK_TYPE = "game_platform_totals_sweep"
@@ -22,18 +24,18 @@ DEFAULT_SWEEP_BATCH_SIZE = 100
 MAX_SWEEP_BATCH_SIZE = 1000
 
 
-class GamePlatformRequest(BaseModel):
+class GamePlatformRequest(CamelModel):
     """What both Game Platform jobs take: a dry run, and a coach to limit them to."""
 
-    # Callers use the camelCase names only: `dry_run` in a request is an unknown field.
+    # Callers use the camelCase names only (CamelModel): `dry_run` in a request is an unknown field.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    dry_run: StrictBool = Field(default=False, alias="dryRun", description="report what would change; write nothing")
-    coach_id: UUID | None = Field(default=None, alias="coachId", description="only this coach's competitors and teams")
+    dry_run: StrictBool = Field(default=False, description="report what would change; write nothing")
+    coach_id: UUID | None = Field(default=None, description="only this coach's competitors and teams")
 
     def to_payload(self) -> dict[str, Any]:
         """The job payload: every public field, defaults filled in, camelCase keys."""
-        return self.model_dump(mode="json", by_alias=True, exclude={"cursor"})
+        return self.model_dump(mode="json", exclude={"cursor"})
 
 
 class SyncRequest(GamePlatformRequest):
@@ -41,12 +43,10 @@ class SyncRequest(GamePlatformRequest):
 
     force_full_sync: StrictBool = Field(
         default=False,
-        alias="forceFullSync",
         description="ignore the incremental window: fetch every user's solves from the beginning",
     )
     force_flash_ctf_sync: StrictBool = Field(
         default=False,
-        alias="forceFlashCtfSync",
         description="fetch every user's flash-CTF progress, news of a flash CTF or not",
     )
 
@@ -55,10 +55,9 @@ class SweepRequest(GamePlatformRequest):
     """`game_platform_totals_sweep`: refresh the totals of up to `batchSize` flagged users."""
 
     batch_size: Annotated[StrictInt, Field(ge=1, le=MAX_SWEEP_BATCH_SIZE)] = Field(
-        default=DEFAULT_SWEEP_BATCH_SIZE, alias="batchSize", description="users to refresh per job, at most"
+        default=DEFAULT_SWEEP_BATCH_SIZE, description="users to refresh per job, at most"
     )
     force_all: StrictBool = Field(
         default=False,
-        alias="forceAll",
         description="every competitor with a platform id, flagged or not, `batchSize` per job with continuations",
     )

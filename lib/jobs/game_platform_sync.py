@@ -48,7 +48,6 @@ from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from lib.errors import PermanentJobError
 from lib.game_platform.client import GamePlatformClient
@@ -67,6 +66,7 @@ from lib.jobs.context import JobContext, describe
 from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, ItemError, VendorSession, as_job_error, vendor_session
 from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, SyncRequest
 from lib.jobs.registry import TaskSpec
+from lib.jsonnames import CamelModel
 from lib.observability import log
 
 # Solves are asked for from a little before the user's last sync: a solve the
@@ -109,10 +109,10 @@ class TeamCounts(BaseModel):
     members_failed: int = 0
 
 
-class SyncProgress(BaseModel):
+class SyncProgress(CamelModel):
     """Where a run stands: kept in its run row, and carried by a continuation job's payload."""
 
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_by_name=True)
 
     run_id: int | None = None  # None in dry runs, which record no run
     started_at: datetime
@@ -135,7 +135,7 @@ class SyncProgress(BaseModel):
             self.errors_omitted += 1
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", by_alias=True)
+        return self.model_dump(mode="json")
 
     def counts(self) -> dict[str, Any]:
         return {"competitors": self.competitors.model_dump(), "teams": self.teams.model_dump()}

@@ -28,8 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
 
 from lib.game_platform.errors import (
     DeadlineReached,
@@ -45,6 +44,7 @@ from lib.jobs.context import JobContext
 from lib.jobs.game_platform_common import MAX_ITEM_ERRORS, VendorSession, as_job_error, vendor_session
 from lib.jobs.game_platform_payloads import TOTALS_SWEEP_TASK_TYPE, SweepRequest
 from lib.jobs.registry import TaskSpec
+from lib.jsonnames import CamelModel
 from lib.observability import log
 
 PAGE_SIZE = 200
@@ -54,10 +54,10 @@ MAX_RESULTS = MAX_ITEM_ERRORS
 SweepStatus = Literal["refreshed", "failed", "skipped_remote_missing", "not_approved", "orphaned"]
 
 
-class SweepResult(BaseModel):
+class SweepResult(CamelModel):
     """One user's outcome (in a dry run, the totals that would be written)."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(validate_by_name=True, extra="forbid")
 
     syned_user_id: str
     status: SweepStatus
@@ -69,10 +69,10 @@ class SweepResult(BaseModel):
     error: str | None = None
 
 
-class SweepCursor(BaseModel):
+class SweepCursor(CamelModel):
     """Where a sweep stands; a continuation job's payload carries it."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(validate_by_name=True, extra="forbid")
 
     bound: datetime  # flags raised after this wait for the next sweep
     after_since: datetime | None = None
@@ -315,7 +315,7 @@ class _Sweep:
         if next_batch:
             update.update(remaining=self.payload.batch_size, batches=self.cursor.batches + 1)
         cursor = self.cursor.model_copy(update=update, deep=True)
-        payload = {**self.payload.to_payload(), "cursor": cursor.model_dump(mode="json", by_alias=True)}
+        payload = {**self.payload.to_payload(), "cursor": cursor.model_dump(mode="json")}
         next_job = self.ctx.queue.enqueue(TOTALS_SWEEP_TASK_TYPE, payload, max_attempts=self.ctx.max_attempts)
         log(
             "game_platform_totals_sweep.continued",
@@ -351,7 +351,7 @@ def sweep_output(status: str, payload: SweepRequest, cursor: SweepCursor) -> dic
         "batchSize": payload.batch_size,
         "forceAll": payload.force_all,
         **_counts(cursor),
-        "results": [r.model_dump(mode="json", by_alias=True) for r in sorted(cursor.results, key=_listing_order)],
+        "results": [r.model_dump(mode="json") for r in sorted(cursor.results, key=_listing_order)],
         "resultsOmitted": cursor.results_omitted,
         "invocations": cursor.invocations,
         "batches": cursor.batches,

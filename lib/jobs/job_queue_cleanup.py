@@ -11,11 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import ConfigDict, Field, StrictInt
 
 from lib.jobs.context import JobContext
 from lib.jobs.registry import TaskSpec
-from lib.queue import CLEANUP_BATCH_SIZE, CLEANUP_MAX_BATCHES, DEFAULT_RETENTION_DAYS
+from lib.jsonnames import CamelModel
+from lib.queue import CLEANUP_BATCH_SIZE, CLEANUP_MAX_BATCHES
+from lib.settings import RETENTION_DAYS
 
 CLEANUP_TASK_TYPE = "job_queue_cleanup"
 
@@ -25,20 +27,19 @@ _FULL_CALL = CLEANUP_BATCH_SIZE * CLEANUP_MAX_BATCHES
 _MIN_SECONDS_PER_CALL = 20.0
 
 
-class CleanupPayload(BaseModel):
+class CleanupPayload(CamelModel):
     """Delete finished jobs and worker runs older than `olderThanDays`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     older_than_days: Annotated[StrictInt, Field(ge=0, le=3650)] = Field(
-        default=DEFAULT_RETENTION_DAYS,
-        alias="olderThanDays",
+        default=RETENTION_DAYS,
         description="age in days past which a finished job or a worker run is deleted",
     )
 
     def to_payload(self) -> dict[str, Any]:
         """The job payload: every field, defaults filled in, camelCase keys."""
-        return self.model_dump(mode="json", by_alias=True)
+        return self.model_dump(mode="json")
 
 
 def handle(ctx: JobContext, payload: CleanupPayload) -> dict[str, Any]:

@@ -50,10 +50,10 @@ def dev_environment(report: Callable[[str], None] = _say) -> Iterator[bool]:
         yield False
         return
 
+    from sandbox.game_platform import PREFIX
     from scripts.devserver.database import open_dev_database
     from scripts.devserver.sandbox import SANDBOX_LABEL, load_state, start_sandbox, state_path
     from scripts.devserver.secrets import load_local_secrets
-    from tests.support.fake_game_platform import PREFIX
 
     saved: dict[str, str | None] = {}
     with contextlib.ExitStack() as stack:

@@ -5,8 +5,9 @@ enqueued by each worker call, which the Vercel cron makes every 5 minutes.
 
 Both lists are read from their sources — `vercel.json` and the database's
 `job_queue_schedule_definitions()` (the pg_cron migration) — never kept here.
-Expressions are standard five-field cron, evaluated in UTC like Vercel Cron and
-pg_cron. A scheduler thread wakes at each minute boundary and fires what is due,
+Expressions are five-field cron in UTC, evaluated by the database's
+`job_queue_cron_next` (the function the queue's own schedules use: one cron
+definition, in SQL). A scheduler thread wakes at each minute boundary and fires what is due,
 each firing in its own thread: Vercel may overlap a still-running invocation,
 and so does this.
 """
@@ -27,83 +28,60 @@ import psycopg
 
 from lib.sql import load_queries
 
-QUERIES = load_queries(__file__, "cron.sql")
-
 VERCEL_CRON_USER_AGENT = "vercel-cron/1.0"
 
-_FIELDS = (  # name, lowest, highest
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),  # 0 and 7 are Sunday
-)
+QUERIES = load_queries(__file__, "cron.sql")
 
 
-def _parse_field(text: str, name: str, low: int, high: int) -> frozenset[int]:
-    values: set[int] = set()
-    for part in text.split(","):
-        body, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if step < 1:
-            raise ValueError(f"{name}: step must be at least 1 in {part!r}")
-        if body == "*":
-            start, end = low, high
-        elif "-" in body:
-            a, _, b = body.partition("-")
-            start, end = int(a), int(b)
-        else:
-            start = int(body)
-            end = high if step_text else start
-        if not (low <= start <= high and low <= end <= high) or start > end:
-            raise ValueError(f"{name}: {part!r} is outside {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return frozenset(values)
+class CronEvaluator:
+    """Cron arithmetic done by the database: `job_queue_cron_next`, the one definition the queue's schedules use.
+
+    The dev server always has a database (embedded or DATABASE_URL's), so its
+    crons are read exactly as the queue reads a schedule: five fields, UTC,
+    Vixie cron's rules. Each question is one statement on a connection of its own.
+    """
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+
+    def _value(self, name: str, params: dict[str, Any]) -> Any:
+        with psycopg.connect(self.conninfo, autocommit=True, prepare_threshold=None) as conn:
+            row = conn.execute(QUERIES[name], params).fetchone()
+        assert row is not None
+        return row[0]
+
+    def parse(self, text: str) -> CronExpression:
+        """The expression, or ValueError saying what is wrong with it (the database's sentence)."""
+        problem = self._value("cron_problem", {"cron": text})
+        if problem is not None:
+            raise ValueError(f"cron expression {text!r}: {problem}")
+        return CronExpression(text, self)
+
+    def next_after(self, text: str, moment: datetime) -> datetime:
+        """The first matching minute strictly after `moment` (a naive `moment` is UTC, and so is the answer)."""
+        naive = moment.tzinfo is None
+        slot: datetime = self._value(
+            "cron_next", {"cron": text, "after": moment.replace(tzinfo=UTC) if naive else moment}
+        )
+        slot = slot.astimezone(UTC)
+        return slot.replace(tzinfo=None) if naive else slot
 
 
 @dataclass(frozen=True)
 class CronExpression:
-    """A five-field cron expression: minute hour day-of-month month day-of-week."""
+    """A five-field cron expression (minute hour day-of-month month day-of-week), valid: see `CronEvaluator.parse`."""
 
     text: str
-    minutes: frozenset[int]
-    hours: frozenset[int]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]  # 0 = Sunday
-    days_restricted: bool
-    weekdays_restricted: bool
-
-    @classmethod
-    def parse(cls, text: str) -> CronExpression:
-        parts = text.split()
-        if len(parts) != 5:
-            raise ValueError(f"cron expression {text!r} must have 5 fields")
-        try:
-            sets = [_parse_field(p, name, lo, hi) for p, (name, lo, hi) in zip(parts, _FIELDS, strict=True)]
-        except ValueError as exc:
-            raise ValueError(f"cron expression {text!r}: {exc}") from None
-        weekdays = frozenset(d % 7 for d in sets[4])
-        return cls(text, sets[0], sets[1], sets[2], sets[3], weekdays, parts[2] != "*", parts[4] != "*")
+    evaluator: CronEvaluator
 
     def matches(self, moment: datetime) -> bool:
-        if moment.minute not in self.minutes or moment.hour not in self.hours or moment.month not in self.months:
-            return False
-        day_ok = moment.day in self.days
-        weekday_ok = (moment.isoweekday() % 7) in self.weekdays
-        # Classic cron: when both day fields are restricted, either one matching is enough.
-        if self.days_restricted and self.weekdays_restricted:
-            return day_ok or weekday_ok
-        return day_ok and weekday_ok
+        """Whether the minute of `moment` is one of the expression's."""
+        minute = moment.replace(second=0, microsecond=0)
+        return self.next_after(minute - timedelta(minutes=1)) == minute
 
     def next_after(self, moment: datetime) -> datetime:
         """The first matching minute strictly after `moment`."""
-        candidate = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
-        for _ in range(366 * 24 * 60 * 5):
-            if self.matches(candidate):
-                return candidate
-            candidate += timedelta(minutes=1)
-        raise ValueError(f"cron expression {self.text!r} never matches")
+        return self.evaluator.next_after(self.text, moment)
 
 
 @dataclass(frozen=True)
@@ -145,7 +123,7 @@ def call_like_vercel_cron(base_url: str, path: str, cron_secret: str, timeout: f
     return status, body
 
 
-def vercel_cron_entries(vercel_json: Path, base_url: str, cron_secret: str) -> list[CronEntry]:
+def vercel_cron_entries(vercel_json: Path, base_url: str, cron_secret: str, cron: CronEvaluator) -> list[CronEntry]:
     entries = []
     for path, schedule in read_vercel_crons(vercel_json):
 
@@ -153,9 +131,7 @@ def vercel_cron_entries(vercel_json: Path, base_url: str, cron_secret: str) -> l
             status, body = call_like_vercel_cron(base_url, path, cron_secret)
             return f"GET {path} -> {status} {json.dumps(body, separators=(',', ':'))[:300]}"
 
-        entries.append(
-            CronEntry("vercel", path, CronExpression.parse(schedule), fire, f"GET {path} as vercel-cron/1.0")
-        )
+        entries.append(CronEntry("vercel", path, cron.parse(schedule), fire, f"GET {path} as vercel-cron/1.0"))
     return entries
 
 
@@ -196,6 +172,7 @@ def run_schedule_command(conninfo: str, command: str) -> list[tuple[Any, ...]]:
 
 def supabase_schedule_entries(conninfo: str, definitions: Iterable[ScheduleDefinition]) -> list[CronEntry]:
     """Entries for the definitions the dev server can run: all but those needing pg_net and Vault."""
+    cron = CronEvaluator(conninfo)
     entries: list[CronEntry] = []
     for definition in definitions:
         if definition.needs_pg_net:
@@ -208,7 +185,7 @@ def supabase_schedule_entries(conninfo: str, definitions: Iterable[ScheduleDefin
             CronEntry(
                 "supabase",
                 definition.job_name,
-                CronExpression.parse(definition.schedule),
+                cron.parse(definition.schedule),
                 fire,
                 definition.description,
             )

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
-from lib.http import REQUEST_READ_TIMEOUT_SECONDS
+from lib.http import REQUEST_READ_TIMEOUT_SECONDS, VercelHandler
 from scripts.devserver.pages import PAGE_PATHS, DevPages
 from scripts.devserver.static import static_handler
 from scripts.local_http import LocalHTTPServer
@@ -76,13 +76,12 @@ class Route:
     def methods(self) -> list[str]:
         """The methods the endpoint serves.
 
-        A class built by `lib.http.vercel_handler` answers every method (405 for
-        those it does not serve) and lists the served ones in `routes`; any
-        other class serves what it defines (Vercel answers 501 for the rest).
+        A `lib.http.VercelHandler` answers every method (405 for those it does
+        not serve) and lists the served ones in `routes`; any other class
+        serves what it defines (Vercel answers 501 for the rest).
         """
-        served = getattr(self.handler, "routes", None)
-        if isinstance(served, dict) and served:
-            return sorted(served)
+        if issubclass(self.handler, VercelHandler) and self.handler.routes:
+            return sorted(self.handler.routes)
         return sorted(name[3:] for name in dir(self.handler) if name.startswith("do_"))
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform, demo_dataset
+from sandbox.game_platform import Dataset, FakeGamePlatform, demo_dataset
 
 SANDBOX_LABEL = "SANDBOX Game Platform (fake vendor with demo data, not MetaCTF)"
 STATE_FILE = "sandbox.json"

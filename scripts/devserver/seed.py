@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from lib.sql import load_queries
-from tests.support.fake_game_platform import Dataset
+from sandbox.game_platform import Dataset
 
 QUERIES = load_queries(__file__, "seed.sql")
 

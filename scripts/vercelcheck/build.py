@@ -25,7 +25,7 @@ DRIVER_DIR = ROOT / "scripts" / "vercel"
 RUNTIME = "python3.12"
 LAMBDA_HANDLER = "vc__handler__python.vc_handler"
 # Top-level folders that must never ship in a function bundle.
-FORBIDDEN_DIRS = ("tests", "bench", "scripts", "supabase", ".ci", "docs", "public")
+FORBIDDEN_DIRS = ("tests", "bench", "sandbox", "scripts", "supabase", ".ci", "docs", "public")
 # Distributions the builder adds itself: its bridge, and pip from the venv it seeds.
 BUILDER_DISTRIBUTIONS = frozenset({"vercel-runtime", "pip"})
 VERCEL_MARKERS = {
@@ -205,7 +205,7 @@ def bundle_problems(result: Mapping[str, Any], lock: Mapping[str, str], vercel_j
         refusal = f"; the builder says: {error.splitlines()[0]}" if error else ""
         return [
             f"{entrypoint}: the builder finds no top-level `class handler` (found {found!r}); "
-            f"write `class handler(vercel_handler(...)):` (see lib/http.py){refusal}"
+            f"write `class handler(VercelHandler):` (see lib/http.py){refusal}"
         ]
     if not result.get("ok"):
         return [f"{entrypoint}: the builder refused it: {result.get('error')}"]

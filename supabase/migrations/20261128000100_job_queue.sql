@@ -1,10 +1,26 @@
--- The job queue: tables, indexes and every function that decides queue behaviour.
+-- The job queue: its tables and the functions that decide what happens to a
+-- job (enqueue, claim, finish, cancel, retry, delete, retention) and to a
+-- worker invocation (begin, complete, fan-out).
 --
--- The Python bundle calls these functions by name and never writes queue SQL of
--- its own, so "what happens when a job fails" is answered by reading one function.
--- Every function is callable only by the service role / the bundle's own
--- connection: Supabase exposes `public` through its REST API, so execute is
--- revoked from public, anon and authenticated, and RLS is on for every table.
+-- The worker's path through SQL, in the order an invocation takes it:
+-- job_queue_begin_invocation (evaluate the due schedules, record the
+-- invocation, read the pause switch, claim), the handlers' job_queue_mark_failed,
+-- then job_queue_complete_invocation (the held successes, the invocation's
+-- close). The schedules themselves are in 20261128000200_job_queue_schedules.sql,
+-- the admin reads in 20261128000300_job_queue_admin.sql.
+--
+-- Current-state schema: each function here is its one definition, each table is
+-- created in its final shape. Migrations are append-only from here on: change a
+-- function or a table in a NEW migration file, never by editing an applied one
+-- (docs/migrations.md). Privileges are applied in one place, by
+-- job_queue_apply_privileges() (20261128000900_privileges.sql): every function
+-- callable only by the service role / the bundle's own connection, since
+-- Supabase exposes `public` through its REST API. Each table is created with
+-- row level security on.
+--
+-- An adopted database (docs/adoption.md) already has job_queue and
+-- job_queue_settings, converted by 20261128000050_adopt_original_app.sql:
+-- hence `if not exists` on them and their indexes.
 
 -- ---------------------------------------------------------------------------
 -- Tables
@@ -36,6 +52,8 @@ create table if not exists public.job_queue (
 comment on table public.job_queue is
     'Background jobs drained by /api/jobs/run. Change rows only through the job_queue_* functions.';
 
+alter table public.job_queue enable row level security;
+
 -- The claim reads only these two partial indexes, so its cost does not grow with
 -- the number of finished jobs (not in either index) or future jobs (past the
 -- `run_at <= now()` end of the ordered scan).
@@ -50,13 +68,26 @@ create unique index if not exists job_queue_live_dedupe_key_idx
 -- Admin listing (newest first, keyset) and the retention sweep.
 create index if not exists job_queue_created_idx
     on public.job_queue (created_at desc, id desc);
-create index if not exists job_queue_status_created_idx
-    on public.job_queue (status, created_at desc, id desc);
-create index if not exists job_queue_task_type_created_idx
-    on public.job_queue (task_type, created_at desc, id desc);
 create index if not exists job_queue_finished_idx
     on public.job_queue (completed_at)
     where status in ('succeeded', 'failed', 'cancelled');
+-- Few index writes per status change. No update of job_queue is HOT (every
+-- status change touches `status`, which the partial indexes read), so each
+-- status change writes a new entry into every non-partial index; there are two,
+-- the primary key and (created_at desc, id desc). The admin list filtered by
+-- status or task type walks that one and filters (50 rows at a time); failed
+-- and cancelled jobs, rare and the ones an operator looks for, have an index of
+-- their own, written only when a job fails or is cancelled. The health report's
+-- per-status counts stay index-only: pending and processing from the claim's
+-- partial indexes, the finished statuses from a partial index on status written
+-- once per job, when it finishes. The claim reads none of these
+-- (tests/test_claim_plan.py).
+create index if not exists job_queue_finished_status_idx
+    on public.job_queue (status)
+    where status in ('succeeded', 'failed', 'cancelled');
+create index if not exists job_queue_unsuccessful_created_idx
+    on public.job_queue (created_at desc, id desc)
+    where status in ('failed', 'cancelled');
 
 create table if not exists public.job_queue_settings (
     -- A constant primary key keeps this table at exactly one row.
@@ -71,7 +102,10 @@ insert into public.job_queue_settings (id) values (true) on conflict (id) do not
 comment on table public.job_queue_settings is
     'The queue''s global pause switch (one row). The worker reads it on every call.';
 
--- One row per worker invocation, so the health report can say when the worker last ran.
+alter table public.job_queue_settings enable row level security;
+
+-- One row per worker invocation, so the health report can say when the worker
+-- last ran and how it went.
 create table if not exists public.job_queue_invocations (
     id bigint generated always as identity primary key,
     trigger_source text not null,
@@ -87,14 +121,27 @@ create table if not exists public.job_queue_invocations (
     error text,
     started_at timestamptz not null default now(),
     finished_at timestamptz,
-    duration_ms integer
+    duration_ms integer,
+    idempotency_key uuid,
+    claimed_job_ids uuid[]
 );
 
-create index if not exists job_queue_invocations_started_idx on public.job_queue_invocations (started_at desc);
+comment on table public.job_queue_invocations is
+    'One row per worker invocation (/api/jobs/run, admin run-worker, fan-out follow-up): its trigger, counts and outcome.';
+comment on column public.job_queue_invocations.idempotency_key is
+    'The worker''s id for the invocation: a re-sent job_queue_begin_invocation with it answers the first one''s invocation and jobs.';
+comment on column public.job_queue_invocations.claimed_job_ids is
+    'The jobs job_queue_begin_invocation claimed for this invocation, in the order it returned them.';
 
-alter table public.job_queue enable row level security;
-alter table public.job_queue_settings enable row level security;
 alter table public.job_queue_invocations enable row level security;
+
+create index if not exists job_queue_invocations_started_idx on public.job_queue_invocations (started_at desc);
+-- The open invocations: what job_queue_record_invocation_start probes for
+-- interrupted ones and job_queue_live_invocations counts.
+create index if not exists job_queue_invocations_open_idx
+    on public.job_queue_invocations (started_at) where status = 'running';
+create unique index if not exists job_queue_invocations_idempotency_key_idx
+    on public.job_queue_invocations (idempotency_key) where idempotency_key is not null;
 
 -- ---------------------------------------------------------------------------
 -- Enqueue
@@ -102,7 +149,7 @@ alter table public.job_queue_invocations enable row level security;
 
 -- The canonical dedupe key of a payload. jsonb prints keys in a canonical order,
 -- so equal payloads get equal keys wherever they are enqueued from (the admin
--- endpoints, pg_cron, the CLI).
+-- endpoints, the schedules, the CLI).
 create or replace function public.job_queue_payload_key(p_payload jsonb)
 returns text
 language sql
@@ -329,6 +376,36 @@ as $$
     returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error
 $$;
 
+-- Successes recorded in one statement, with the same fencing as
+-- job_queue_mark_succeeded: a job is marked only if it is still `processing`
+-- under the lease token given for it, so a job cancelled or taken over
+-- meanwhile is left alone and simply absent from the result. Most jobs finish
+-- in milliseconds; the worker writes an invocation's successes together
+-- (job_queue_complete_invocation) rather than one round trip each.
+create or replace function public.job_queue_mark_succeeded_batch(
+    p_ids uuid[],
+    p_outputs jsonb[],
+    p_lease_tokens uuid[]
+)
+returns table (id uuid, status text, attempts integer, max_attempts integer, run_at timestamptz, last_error text)
+language sql
+set search_path = public, pg_temp
+as $$
+    update job_queue j
+       set status = 'succeeded',
+           output = f.output,
+           last_error = null,
+           completed_at = now(),
+           updated_at = now(),
+           lease_token = null,
+           lease_expires_at = null
+      from unnest(p_ids, p_outputs, p_lease_tokens) as f(id, output, lease_token)
+     where j.id = f.id
+       and j.status = 'processing'
+       and j.lease_token = f.lease_token
+    returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error
+$$;
+
 -- A NULL p_retry_in fails the job for good; otherwise it goes back to pending at
 -- now() + p_retry_in while attempts remain, and fails for good once they are spent.
 create or replace function public.job_queue_mark_failed(
@@ -358,10 +435,14 @@ as $$
     returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error
 $$;
 
--- Hands a claimed but never started job back: pending again, the attempt not counted.
+-- Hands a claimed but never started job back: pending again, the attempt not
+-- counted, due `p_delay` from now (null: as it was). The worker hands back a job
+-- it lacks a setting for (JobNotConfigured) a minute later when it may fan out,
+-- so that a follow-up does not claim it again at once (lib/worker.py).
 create or replace function public.job_queue_release(
     p_id uuid,
-    p_lease_token uuid default null
+    p_lease_token uuid default null,
+    p_delay interval default null
 )
 returns boolean
 language sql
@@ -371,6 +452,7 @@ as $$
         update job_queue j
            set status = 'pending',
                attempts = greatest(j.attempts - 1, 0),
+               run_at = case when p_delay is null then j.run_at else now() + p_delay end,
                updated_at = now(),
                locked_at = null,
                lease_token = null,
@@ -384,7 +466,7 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------
--- Operator actions: cancel, retry, pause
+-- Operator actions: cancel, retry, delete, pause
 -- ---------------------------------------------------------------------------
 
 -- Cancels a pending or processing job. A processing job's lease token is cleared,
@@ -421,6 +503,12 @@ $$;
 -- Puts a failed, cancelled or pending job back to pending, due now, with at least
 -- one attempt left. `changed` is false for a processing or succeeded job, and for
 -- one whose equal twin is already live (`duplicate_of` names it).
+--
+-- The twin check alone is not enough: two equal jobs retried at once (or a retry
+-- and an equal trigger) each find no live twin, and the second to write hits the
+-- live-dedupe-key unique index. That unique_violation is caught here and answered
+-- like the check: by then the twin has committed, so the next look finds it. The
+-- twin may also have finished in between; then the retry is tried again.
 create or replace function public.job_queue_retry(p_id uuid)
 returns table (id uuid, status text, previous_status text, changed boolean, duplicate_of uuid)
 language plpgsql
@@ -438,28 +526,66 @@ begin
         return query select p_id, v_job.status, v_job.status, false, null::uuid;
         return;
     end if;
-    if v_job.dedupe_key is not null and v_job.status <> 'pending' then
-        select j.id into v_twin from job_queue j
-         where j.task_type = v_job.task_type and j.dedupe_key = v_job.dedupe_key
-           and j.status in ('pending', 'processing') and j.id <> p_id;
-        if v_twin is not null then
-            return query select p_id, v_job.status, v_job.status, false, v_twin;
-            return;
+    for i in 1..5 loop
+        if v_job.dedupe_key is not null and v_job.status <> 'pending' then
+            select j.id into v_twin from job_queue j
+             where j.task_type = v_job.task_type and j.dedupe_key = v_job.dedupe_key
+               and j.status in ('pending', 'processing') and j.id <> p_id
+             limit 1;
+            if v_twin is not null then
+                return query select p_id, v_job.status, v_job.status, false, v_twin;
+                return;
+            end if;
         end if;
-    end if;
-    update job_queue j
-       set status = 'pending',
-           run_at = now(),
-           max_attempts = greatest(j.max_attempts, j.attempts + 1),
-           completed_at = null,
-           updated_at = now(),
-           locked_at = null,
-           lease_token = null,
-           lease_expires_at = null
-     where j.id = p_id;
-    return query select p_id, 'pending'::text, v_job.status, true, null::uuid;
+        begin
+            update job_queue j
+               set status = 'pending',
+                   run_at = now(),
+                   max_attempts = greatest(j.max_attempts, j.attempts + 1),
+                   completed_at = null,
+                   updated_at = now(),
+                   locked_at = null,
+                   lease_token = null,
+                   lease_expires_at = null
+             where j.id = p_id;
+            return query select p_id, 'pending'::text, v_job.status, true, null::uuid;
+            return;
+        exception when unique_violation then
+            null;  -- an equal job went live after the check: look again
+        end;
+    end loop;
+    raise exception 'could not retry job %: an equal job keeps starting and finishing', p_id
+        using errcode = '40001';
 end
 $$;
+
+-- Remove a job unless it is processing. One DELETE decides: a concurrent claim
+-- that locked the row first makes this statement wait, then re-check the row's
+-- new version (status 'processing') and delete nothing; a claim that comes
+-- second skips the row this statement holds (SKIP LOCKED) and never sees it.
+-- So a job is never deleted out from under the worker that holds it.
+-- No row: no job has this id. Otherwise `deleted` says what happened and
+-- `status` is the job's status (as deleted, or as it stands).
+create or replace function public.job_queue_delete(p_id uuid)
+returns table (id uuid, task_type text, status text, deleted boolean)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+begin
+    return query
+        delete from job_queue j
+         where j.id = p_id and j.status <> 'processing'
+        returning j.id, j.task_type, j.status, true;
+    if found then
+        return;
+    end if;
+    return query
+        select j.id, j.task_type, j.status, false from job_queue j where j.id = p_id;
+end
+$$;
+
+comment on function public.job_queue_delete(uuid) is
+    'Delete a job that is not processing; answers (id, task_type, status, deleted), or no row when no job has the id.';
 
 create or replace function public.job_queue_set_processing(p_enabled boolean, p_reason text default null)
 returns setof public.job_queue_settings
@@ -475,11 +601,38 @@ as $$
 $$;
 
 -- ---------------------------------------------------------------------------
--- Worker runs
+-- Worker invocations
 -- ---------------------------------------------------------------------------
+--
+-- An invocation is two statements, each its own committed transaction: begin
+-- (evaluate the due schedules, record the invocation, read the pause switch,
+-- claim) and complete (record the held successes, close the invocation). The
+-- commits, not the work, were most of an invocation's time.
+--
+-- Both commit without waiting for the WAL flush: job_queue_record_invocation_start
+-- and job_queue_record_invocation_end set `synchronous_commit = off` for their
+-- transaction only (set_config(..., true), so it is safe behind a
+-- transaction-mode pooler). Each flush cost ~0.6-0.8 ms, more than the server
+-- work of either statement (bench/drain.py, "where the time goes"). What that
+-- gives up: only when the database server itself crashes (not the worker) may
+-- the last few hundred milliseconds of invocation bookkeeping be lost
+-- (wal_writer_delay, 200 ms, up to three times that). Nothing becomes
+-- inconsistent and no job is lost: enqueues, cancels, retries, failures
+-- (job_queue_mark_failed) and the admin switches keep synchronous commits, and
+-- WAL is flushed in order, so any later synchronous commit (a job handler's own
+-- writes included) makes the earlier bookkeeping durable too. A lost claim puts
+-- the job back as it was (pending); a lost success leaves it `processing` until
+-- its lease expires, and it runs again: the at-least-once promise every job
+-- already lives with (docs/queue.md).
+--
+-- A worker killed at its time limit never records how its invocation ended, so
+-- its row would say `running` forever. The next invocation closes such rows: one
+-- still open after an hour (longer than any Vercel function may live) was
+-- interrupted.
 
--- Records the start of a worker invocation and returns the pause switch in the
--- same round trip.
+-- Records the start of a worker invocation (closing interrupted ones) and
+-- returns the pause switch in the same statement. Internal to
+-- job_queue_begin_invocation.
 create or replace function public.job_queue_record_invocation_start(
     p_trigger_source text,
     p_limit integer default null,
@@ -489,15 +642,26 @@ returns table (invocation_id bigint, processing_enabled boolean, paused_reason t
 language sql
 set search_path = public, pg_temp
 as $$
-    with run as (
+    -- The transaction recording an invocation (and its claim) commits without
+    -- waiting for the WAL flush: see "Worker invocations" above.
+    select set_config('synchronous_commit', 'off', true);
+    with interrupted as (
+        update job_queue_invocations r
+           set status = 'failed',
+               error = 'interrupted: the invocation ended without recording its outcome (killed at its time limit?)',
+               finished_at = null
+         where r.status = 'running' and r.started_at < now() - interval '1 hour'
+    ), invocation as (
         insert into job_queue_invocations (trigger_source, requested_limit, forced)
         values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false))
         returning job_queue_invocations.id
     )
-    select run.id, s.processing_enabled, s.paused_reason
-      from run cross join job_queue_settings s
+    select invocation.id, s.processing_enabled, s.paused_reason
+      from invocation cross join job_queue_settings s
 $$;
 
+-- Closes an invocation with its counts. Internal to job_queue_begin_invocation
+-- (a paused invocation) and job_queue_complete_invocation.
 create or replace function public.job_queue_record_invocation_end(
     p_invocation_id bigint,
     p_status text,
@@ -512,6 +676,10 @@ returns void
 language sql
 set search_path = public, pg_temp
 as $$
+    -- As job_queue_record_invocation_start: the invocation's close (and the
+    -- successes recorded with it by job_queue_complete_invocation) commits
+    -- without waiting for the WAL flush.
+    select set_config('synchronous_commit', 'off', true);
     update job_queue_invocations r
        set status = p_status,
            claimed = p_claimed,
@@ -525,14 +693,264 @@ as $$
      where r.id = p_invocation_id
 $$;
 
+-- The invocation's first statement. Enqueues the due schedules' jobs (also
+-- while paused, so a paused queue still holds its one pending copy of each, and
+-- so a job enqueued here can be claimed by this very invocation), records the
+-- invocation and, unless processing is paused (and not forced), claims up to
+-- p_limit jobs. Returns one row per claimed job, each carrying the invocation;
+-- when nothing is claimed, one row with the invocation and NULL job columns. A
+-- paused invocation is closed here as `paused`. Payloads come back as JSON
+-- text, decoded by the worker only when the job's handler runs. `scheduled` (on
+-- every row) names the schedules that enqueued or found a live job in this call.
+--
+-- It may be sent twice. The worker keeps its connection between warm
+-- invocations; a kept connection can break unseen (the pooler or a NAT dropped
+-- it), and a begin that failed after reaching the server may have recorded an
+-- invocation and claimed jobs whose reply never came back. So each invocation
+-- names itself with an id generated by the worker (`p_idempotency_key`), and
+-- begin remembers which invocation and which jobs that id got: a begin re-sent
+-- with the same id returns the same invocation and the same jobs still held
+-- under the same leases (nothing is claimed twice, nothing is stranded), and
+-- evaluates no schedule (`scheduled` is '{}'). Without an id (NULL, the default)
+-- every call is a new invocation. A job is still "held by that invocation"
+-- while it is `processing` and was locked at the invocation's start:
+-- job_queue_record_invocation_start and job_queue_claim run in the one
+-- transaction, so the invocation's `started_at` and each claimed job's
+-- `locked_at` are the same now(); a later takeover stamps a later one. No lease
+-- token is stored outside job_queue (the invocation history is readable by admins).
+create or replace function public.job_queue_begin_invocation(
+    p_trigger_source text,
+    p_limit integer,
+    p_forced boolean default false,
+    p_lease interval default interval '15 minutes',
+    p_idempotency_key uuid default null
+)
+returns table (
+    invocation_id bigint,
+    processing_enabled boolean,
+    paused_reason text,
+    scheduled text[],
+    id uuid,
+    task_type text,
+    payload_json text,
+    attempts integer,
+    max_attempts integer,
+    lease_token uuid,
+    run_at timestamptz,
+    lease_expires_at timestamptz
+)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    v_invocation bigint;
+    v_enabled boolean;
+    v_reason text;
+    v_status text;
+    v_started timestamptz;
+    v_ids uuid[];
+    v_jobs job_queue[];
+    v_scheduled text[] := '{}';
+begin
+    if p_idempotency_key is not null then
+        -- A repeat may arrive while the first call is still running (its client
+        -- gave up on the connection, the server did not): wait for it to commit.
+        perform pg_advisory_xact_lock(hashtextextended('job_queue_begin_invocation ' || p_idempotency_key::text, 0));
+        select r.id, r.status, r.started_at, r.claimed_job_ids
+          into v_invocation, v_status, v_started, v_ids
+          from job_queue_invocations r
+         where r.idempotency_key = p_idempotency_key;
+        if found then
+            -- The first call's answer: paused only if it found the queue paused and claimed nothing.
+            v_enabled := v_status <> 'paused';
+            select s.paused_reason into v_reason from job_queue_settings s;
+            return query
+            select v_invocation, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
+                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
+              from unnest(coalesce(v_ids, '{}')) with ordinality as c(id, n)
+              join job_queue j on j.id = c.id
+             where j.status = 'processing' and j.locked_at = v_started
+             order by c.n;
+            if found then
+                return;
+            end if;
+            return query
+            select v_invocation, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
+                   null::integer, null::uuid, null::timestamptz, null::timestamptz;
+            return;
+        end if;
+    end if;
+
+    select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
+      into v_scheduled
+      from job_queue_enqueue_due_schedules() d;
+
+    select s.invocation_id, s.processing_enabled, s.paused_reason
+      into v_invocation, v_enabled, v_reason
+      from job_queue_record_invocation_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
+    if v_enabled or coalesce(p_forced, false) then
+        select array_agg(x.job order by x.n)
+          into v_jobs
+          from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
+        if p_idempotency_key is not null then
+            update job_queue_invocations r
+               set idempotency_key = p_idempotency_key,
+                   claimed_job_ids = (select array_agg(j.id) from unnest(v_jobs) j)
+             where r.id = v_invocation;
+        end if;
+        if cardinality(v_jobs) > 0 then
+            return query
+            select v_invocation, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
+                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
+              from unnest(v_jobs) with ordinality as j
+             order by j.ordinality;
+            return;
+        end if;
+    else
+        if p_idempotency_key is not null then
+            update job_queue_invocations r set idempotency_key = p_idempotency_key where r.id = v_invocation;
+        end if;
+        perform job_queue_record_invocation_end(v_invocation, 'paused');
+    end if;
+    return query
+    select v_invocation, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
+           null::integer, null::uuid, null::timestamptz, null::timestamptz;
+end
+$$;
+
+-- Records the invocation's held successes (fenced by lease token, as
+-- job_queue_mark_succeeded_batch) and closes the invocation with its counts;
+-- the successes actually recorded are added to p_succeeded. Returns the jobs it
+-- marked; a held job missing from the result had lost its lease.
+create or replace function public.job_queue_complete_invocation(
+    p_invocation_id bigint,
+    p_status text,
+    p_claimed integer,
+    p_processed integer,
+    p_succeeded integer,
+    p_failed integer,
+    p_released integer,
+    p_error text default null,
+    p_succeeded_ids uuid[] default '{}',
+    p_outputs jsonb[] default '{}',
+    p_lease_tokens uuid[] default '{}'
+)
+returns table (id uuid, status text, attempts integer, max_attempts integer, run_at timestamptz, last_error text)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    v_marked integer := 0;
+begin
+    if cardinality(p_succeeded_ids) > 0 then
+        return query
+        select m.id, m.status, m.attempts, m.max_attempts, m.run_at, m.last_error
+          from job_queue_mark_succeeded_batch(p_succeeded_ids, p_outputs, p_lease_tokens) m;
+        get diagnostics v_marked = row_count;
+    end if;
+    perform job_queue_record_invocation_end(
+        p_invocation_id, p_status, p_claimed, p_processed, p_succeeded + v_marked, p_failed, p_released, p_error);
+end
+$$;
+
+-- ---------------------------------------------------------------------------
+-- Fan-out over a backlog, bounded
+-- ---------------------------------------------------------------------------
+--
+-- An invocation claims at most 10 jobs. When due jobs remain after its claim
+-- and the worker's URL is known, it starts follow-up invocations (lib/fanout.py)
+-- so that one cron tick drains a backlog. The bound is kept here, race-safe:
+-- a follow-up is admitted by job_queue_fanout_admit, in the same transaction as
+-- its job_queue_begin_invocation, under one advisory lock, so admissions are
+-- serialised and each one counts the invocations already recorded as `running`
+-- by those before it (the lock is held until the admitted invocation's row is
+-- committed). The invocations started by cron, pg_net or an operator count too;
+-- those are never refused.
+--
+-- A chain carries its generation and the moment its first invocation started;
+-- a follow-up past JOB_WORKER_FANOUT_MAX_GENERATIONS or
+-- JOB_WORKER_FANOUT_MAX_SECONDS is refused, and so is any while processing is
+-- paused: a paused queue stops the chain.
+
+-- An invocation is live while it is `running` and younger than an hour (older
+-- ones were interrupted: job_queue_record_invocation_start closes them).
+create or replace function public.job_queue_live_invocations()
+returns integer
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select count(*)::integer
+      from job_queue_invocations r
+     where r.status = 'running' and r.started_at > now() - interval '1 hour'
+$$;
+
+-- Admits a follow-up invocation, or says why not. Call it in the transaction
+-- that then calls job_queue_begin_invocation.
+create or replace function public.job_queue_fanout_admit(
+    p_max_parallel integer,
+    p_generation integer,
+    p_max_generations integer,
+    p_chain_started_at timestamptz,
+    p_max_chain interval
+)
+returns table (admitted boolean, reason text, live_invocations integer)
+language plpgsql
+set search_path = public, pg_temp
+as $$
+declare
+    v_live integer;
+    v_enabled boolean;
+begin
+    if p_max_parallel is null or p_max_parallel < 1 then
+        raise exception 'p_max_parallel must be at least 1 (got %)', p_max_parallel using errcode = '22023';
+    end if;
+    perform pg_advisory_xact_lock(hashtextextended('job_queue_fanout_admit', 0));
+    -- Read after the lock: in READ COMMITTED each statement sees what the
+    -- admissions before this one committed.
+    v_live := job_queue_live_invocations();
+    select s.processing_enabled into v_enabled from job_queue_settings s;
+    if not coalesce(v_enabled, true) then
+        return query select false, 'processing is paused', v_live;
+    elsif p_generation is null or p_generation > p_max_generations then
+        return query select false, format('the chain reached its generation limit (%s)', p_max_generations), v_live;
+    elsif p_chain_started_at is null or now() - p_chain_started_at > p_max_chain then
+        return query select false, format('the chain is older than its time limit (%s)', p_max_chain), v_live;
+    elsif v_live >= p_max_parallel then
+        return query select false, format('%s invocations are running (the limit is %s)', v_live, p_max_parallel),
+                            v_live;
+    else
+        return query select true, null::text, v_live;
+    end if;
+end
+$$;
+
+-- How many follow-ups an invocation should start now: none while paused or
+-- when no due job is left unclaimed, else the free places under the bound.
+-- Not locked: a count that is stale by the time the follow-ups arrive only
+-- costs refused admissions, never an extra running invocation.
+create or replace function public.job_queue_fanout_slots(p_max_parallel integer)
+returns integer
+language sql
+stable
+set search_path = public, pg_temp
+as $$
+    select case
+               when not s.processing_enabled then 0
+               when not exists (select 1 from job_queue j where j.status = 'pending' and j.run_at <= now()) then 0
+               else greatest(0, coalesce(p_max_parallel, 1) - job_queue_live_invocations())
+           end
+      from job_queue_settings s
+$$;
+
 -- ---------------------------------------------------------------------------
 -- Retention
 -- ---------------------------------------------------------------------------
 
--- Deletes finished jobs and worker runs older than p_older_than, p_batch_size rows
--- per statement and at most p_max_batches statements per table, so one call never
--- holds many locks or bloats WAL. Returns how many rows it removed; call again
--- while it returns a full count.
+-- Deletes finished jobs and worker invocations older than p_older_than,
+-- p_batch_size rows per statement and at most p_max_batches statements per
+-- table, so one call never holds many locks or bloats WAL. Returns how many rows
+-- it removed; call again while it returns a full count.
 create or replace function public.job_queue_cleanup(
     p_older_than interval default interval '30 days',
     p_batch_size integer default 1000,
@@ -577,30 +995,5 @@ begin
         exit when v_batch < p_batch_size;
     end loop;
     return v_total;
-end
-$$;
-
--- ---------------------------------------------------------------------------
--- Privileges
--- ---------------------------------------------------------------------------
-
-revoke all on table public.job_queue, public.job_queue_settings, public.job_queue_invocations
-    from public, anon, authenticated;
-grant select, insert, update, delete on table public.job_queue, public.job_queue_settings, public.job_queue_invocations
-    to service_role;
-
-do $$
-declare
-    f regprocedure;
-begin
-    for f in
-        select p.oid::regprocedure
-          from pg_proc p
-          join pg_namespace n on n.oid = p.pronamespace
-         where n.nspname = 'public' and p.proname like 'job\_queue\_%'
-    loop
-        execute format('revoke execute on function %s from public, anon, authenticated', f);
-        execute format('grant execute on function %s to service_role', f);
-    end loop;
 end
 $$;

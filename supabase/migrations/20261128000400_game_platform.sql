@@ -1,17 +1,23 @@
 -- Game Platform domain data: what the `game_platform_sync` and
--- `game_platform_totals_sweep` jobs read and write (SPEC section 5).
+-- `game_platform_totals_sweep` jobs read and write (SPEC section 5), shaped by
+-- the vendor as it really behaves (SPEC section 5, "Vendor behaviour to
+-- honour"; what the original app learned in production).
 --
--- An existing app database may already hold some of these tables, so every
--- table is created `if not exists` with its key only, and every other column is
--- added `if not exists`: a fresh database gets the full shape, an old one gains
--- what it lacks, and no row is touched. `profiles` belongs to its own migration.
+-- An existing app database may already hold some of these tables (the original
+-- app's, converted by 20261128000050_adopt_original_app.sql), so every table is
+-- created `if not exists` with its key only, and every other column is added
+-- `if not exists`: a fresh database gets the full shape, an old one gains what
+-- it lacks, and no row is touched; constraints are only widened. Safe to re-run.
+-- `profiles` belongs to its own migration.
 --
 -- Platform ids are the vendor's `syned_user_id` / `syned_team_id`: our ids,
 -- sent to the vendor when the user or team was created there, kept as text.
 
--- Which of these tables this migration creates: only those get the bundle's
--- locked-down security below. A table the app already has keeps its own RLS
--- policies and grants (its dashboard may read it as `authenticated`).
+-- Which of these tables this migration creates: only those get row level
+-- security here (and, being the bundle's, the service-role-only privileges of
+-- job_queue_apply_privileges, 20261128000900_privileges.sql). A table the app
+-- already has keeps its own RLS policies and grants (its dashboard may read it
+-- as `authenticated`).
 create temp table _game_platform_new_tables as
 select t.name
   from unnest(array[
@@ -106,8 +112,8 @@ alter table public.game_platform_sync_state
     -- incremental fetch asks for solves after it (minus a small overlap).
     add column if not exists last_synced_at timestamptz,
     add column if not exists last_attempt_at timestamptz,
-    add column if not exists last_result text
-        check (last_result in ('updated', 'unchanged', 'remote_missing', 'failed')),
+    -- Checked below: every value this bundle or the original app writes.
+    add column if not exists last_result text,
     add column if not exists error_message text,
     add column if not exists needs_totals_refresh boolean not null default false,
     -- When the current flag was raised (the sweep takes the oldest first).
@@ -118,7 +124,34 @@ alter table public.game_platform_sync_state
     add column if not exists totals_refreshed_at timestamptz,
     add column if not exists totals_error text,
     add column if not exists created_at timestamptz not null default now(),
-    add column if not exists updated_at timestamptz not null default now();
+    add column if not exists updated_at timestamptz not null default now(),
+    -- The vendor's `last_accessed_unix_timestamp`, the latest seen (the original app's name).
+    add column if not exists last_remote_accessed_at timestamptz;
+
+-- `last_result`: 'not_approved' is a 403 on the user's scores (the platform has
+-- not approved the user). Whatever check the table has on it (ours, or the
+-- original app's `success|failure` one of the same name) is replaced by one
+-- that admits every value either writes, so no existing row is refused.
+do $last_result$
+declare
+    c record;
+begin
+    for c in
+        select conname
+          from pg_constraint
+         where conrelid = 'public.game_platform_sync_state'::regclass
+           and contype = 'c'
+           and pg_get_constraintdef(oid) like '%last_result%'
+    loop
+        execute format('alter table public.game_platform_sync_state drop constraint %I', c.conname);
+    end loop;
+    alter table public.game_platform_sync_state
+        add constraint game_platform_sync_state_last_result_check
+        check (last_result in ('updated', 'unchanged', 'remote_missing', 'not_approved', 'failed',
+                               -- the original app's values, kept on adopted rows
+                               'success', 'failure'));
+end
+$last_result$;
 
 -- A raised flag always says since when, so the sweep's ordered walk finds it.
 do $$
@@ -156,14 +189,22 @@ alter table public.game_platform_challenge_solves
     add column if not exists challenge_retired boolean,
     add column if not exists nist_nice_work_roles text[] not null default '{}',
     add column if not exists solved_at timestamptz,
-    add column if not exists created_at timestamptz not null default now();
+    add column if not exists created_at timestamptz not null default now(),
+    -- The vendor's item as received (the app's report card reads
+    -- `raw_payload.nist_nice_work_roles`).
+    add column if not exists raw_payload jsonb,
+    -- When the vendor last changed the row (insert time until then).
+    add column if not exists updated_at timestamptz not null default now();
 
--- A solve is a fact: stored once, whichever sync saw it first.
+-- A solve is a fact: stored once per user and solve id, upserted, the last
+-- seen winning.
 create unique index if not exists game_platform_challenge_solves_syned_user_id_challenge_solve_id_key
     on public.game_platform_challenge_solves (syned_user_id, challenge_solve_id);
 
 -- The platform gives flash CTFs no id; `event_id` is derived from the event's
--- start time and name (see lib/game_platform/models.py: flash_ctf_event_id).
+-- name and start time, `<name>:<start unix>` as the original app derives it, so
+-- adopted rows and new ones agree (see lib/game_platform/models.py:
+-- flash_ctf_event_id). Upserted, the last seen winning.
 create table if not exists public.game_platform_flash_ctf_events (
     id bigint generated always as identity primary key
 );
@@ -176,10 +217,62 @@ alter table public.game_platform_flash_ctf_events
     add column if not exists points_earned integer not null default 0,
     add column if not exists rank integer,
     add column if not exists created_at timestamptz not null default now(),
-    add column if not exists updated_at timestamptz not null default now();
+    add column if not exists updated_at timestamptz not null default now(),
+    -- The vendor's item as received (the app's flash dashboard reads its
+    -- `challenge_solves`).
+    add column if not exists raw_payload jsonb,
+    -- The vendor sends no end time today; stored should it ever send one.
+    add column if not exists ended_at timestamptz,
+    add column if not exists max_points_possible integer;
 
 create unique index if not exists game_platform_flash_ctf_events_syned_user_id_event_id_key
     on public.game_platform_flash_ctf_events (syned_user_id, event_id);
+
+-- Event ids `<start unix>:<name>` (written by earlier versions of this bundle) become
+-- `<name>:<start unix>`, in the events and in the solves that name them. Only
+-- ids that are exactly the old form of the row's own name and start are
+-- renamed; one whose new id is already taken for that user is left as it is.
+do $event_ids$
+begin
+    if not exists (
+        select 1 from information_schema.columns
+         where table_schema = 'public' and table_name = 'game_platform_flash_ctf_events'
+           and column_name = 'syned_user_id'
+    ) then
+        raise notice 'game_platform_flash_ctf_events has no syned_user_id column: event ids left as they are';
+        return;
+    end if;
+
+    create temp table _renamed_event_ids as
+    select e.id, e.syned_user_id, e.event_id as old_id,
+           e.flash_ctf_name || ':' || extract(epoch from e.started_at)::bigint as new_id
+      from public.game_platform_flash_ctf_events e
+     where e.flash_ctf_name is not null and e.started_at is not null
+       and e.event_id = extract(epoch from e.started_at)::bigint || ':' || e.flash_ctf_name;
+
+    delete from _renamed_event_ids r
+     where exists (select 1 from public.game_platform_flash_ctf_events o
+                    where o.syned_user_id = r.syned_user_id and o.event_id = r.new_id);
+
+    update public.game_platform_flash_ctf_events e
+       set event_id = r.new_id
+      from _renamed_event_ids r
+     where e.id = r.id;
+
+    if exists (
+        select 1 from information_schema.columns
+         where table_schema = 'public' and table_name = 'game_platform_challenge_solves'
+           and column_name = 'flash_ctf_event_id'
+    ) then
+        update public.game_platform_challenge_solves s
+           set flash_ctf_event_id = r.new_id
+          from _renamed_event_ids r
+         where s.syned_user_id = r.syned_user_id and s.flash_ctf_event_id = r.old_id;
+    end if;
+
+    drop table _renamed_event_ids;
+end
+$event_ids$;
 
 -- ---------------------------------------------------------------------------
 -- Sync runs
@@ -214,11 +307,9 @@ create index if not exists game_platform_sync_runs_scope_started_idx
     on public.game_platform_sync_runs (coach_id, started_at desc);
 
 -- ---------------------------------------------------------------------------
--- Security: service role only (the bundle's own connection). Supabase exposes
--- `public` through its REST API; with RLS on and no policies, anon and
--- authenticated read nothing, and their table privileges are revoked too.
--- Applied to the tables created above; the app's own tables are left as they
--- are, with a notice where one has RLS off.
+-- Row level security on the tables created above (with RLS on and no policy,
+-- anon and authenticated read nothing through Supabase's REST API). The app's
+-- own tables are left as they are, with a notice where one has RLS off.
 -- ---------------------------------------------------------------------------
 
 do $security$
@@ -227,8 +318,6 @@ declare
 begin
     for t in select name from _game_platform_new_tables loop
         execute format('alter table public.%I enable row level security', t);
-        execute format('revoke all on table public.%I from public, anon, authenticated', t);
-        execute format('grant select, insert, update, delete on table public.%I to service_role', t);
     end loop;
     for t in
         select c.relname

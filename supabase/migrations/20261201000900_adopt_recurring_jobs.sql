@@ -3,7 +3,7 @@
 --
 -- 1. Recurring jobs (the current app's scheduler: `job_queue` rows with
 --    `is_recurring`) become rows of `job_queue_schedules`
---    (20261201000200_job_queue_schedules.sql), where they map: a task type the
+--    (20261128000200_job_queue_schedules.sql), where they map: a task type the
 --    bundle runs and schedules (game_platform_sync, game_platform_totals_sweep),
 --    an interval a five-field cron can say (a divisor of an hour, or whole hours
 --    dividing a day), and a payload the task accepts. The first such job of a
@@ -44,7 +44,7 @@ begin
     end if;
     if to_regclass('public.job_queue_schedules') is null then
         raise exception 'adoption: public.job_queue_schedules does not exist, so the recurring jobs cannot become schedules'
-            using hint = 'The migration 20261201000200_job_queue_schedules.sql creates it; apply the migrations in order.';
+            using hint = 'The migration 20261128000200_job_queue_schedules.sql creates it; apply the migrations in order.';
     end if;
 
     for j in

@@ -19,10 +19,7 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,6 +30,7 @@ import psycopg
 import pytest
 
 from tests.support.api import request
+from tests.support.dev_server import DevProcess, dev_env
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -46,19 +44,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-BUNDLE_VARIABLES = (
-    "DATABASE_URL",
-    "POSTGRES_URL",
-    "CRON_SECRET",
-    "JOB_QUEUE_RUNNER_SECRET",
-    "SUPABASE_JWT_SECRET",
-    "SUPABASE_URL",
-    "SUPABASE_ANON_KEY",
-    "GAME_PLATFORM_API_BASE_URL",
-    "GAME_PLATFORM_API_TOKEN",
-    "SENTRY_DSN",
-)
-
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -89,50 +74,11 @@ if os.environ.get("DATABASE_URL"):
     pytest.skip("the browser tests run in the embedded-PostgreSQL pass only", allow_module_level=True)
 
 
-class DevServer:
-    """`scripts/dev.py` in the background, its output collected."""
+class DevServer(DevProcess):
+    """`scripts/dev.py` in the background (no schedules), with the page's URL, token and database."""
 
     def __init__(self, data_dir: Path) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in BUNDLE_VARIABLES}
-        env["PYTHONUNBUFFERED"] = "1"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(ROOT / "scripts" / "dev.py"),
-                "--port",
-                "0",
-                "--no-schedules",
-                "--data-dir",
-                str(data_dir),
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self.ready = threading.Event()
-        self.base_url = ""
-        threading.Thread(target=self._read, daemon=True).start()
-        if not self.ready.wait(180):
-            self.stop()
-            raise AssertionError("dev server did not become ready:\n" + self.output[-4000:])
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            if line.startswith("ready: "):
-                self.base_url = line.split(" ", 1)[1].strip()
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
+        super().__init__(data_dir, dev_env(PYTHONUNBUFFERED="1"), "--no-schedules", ready_timeout=180)
 
     @property
     def page_url(self) -> str:
@@ -155,15 +101,6 @@ class DevServer:
         assert response.status in (200, 201, 503), (path, response.status, response.raw[:500])
         return response.json
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
 
 @pytest.fixture(scope="module")
 def dev() -> Iterator[DevServer]:
@@ -175,7 +112,7 @@ def dev() -> Iterator[DevServer]:
     try:
         server = DevServer(data_dir / "dev")
         yield server
-        server.stop()
+        server.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 

@@ -1,20 +1,19 @@
 """Serve api/ files through their real handler classes over a local HTTP server.
 
 Vercel loads an api file by path (its name may hold hyphens) and serves its
-`handler` class; these helpers do the same, then talk to it over real HTTP.
+`handler` class; these helpers do the same, then talk to it over real HTTP
+(`request`, `ApiResponse`: scripts/local_http.py's raw client).
 """
 
 from __future__ import annotations
 
-import http.client
 import importlib.util
-import json
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scripts.local_http import LocalHTTPServer
+from lib.jobs.registry import TaskRegistry
+from scripts.local_http import ApiResponse, LocalHTTPServer, request
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,23 +30,21 @@ def load_api_module(relative_path: str) -> Any:
     return module
 
 
-@dataclass
-class ApiResponse:
-    status: int
-    headers: dict[str, str]
-    raw: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.raw)
+def serving(handler: Any, registry: TaskRegistry | None) -> Any:
+    """An api file's handler class serving `registry`'s task types (the default ones when None)."""
+    if registry is None:
+        return handler
+    return type(handler.__name__, (handler,), {"registry": registry})
 
 
 class ApiServer:
-    """One api file served on 127.0.0.1 in a background thread."""
+    """One api file served on 127.0.0.1 in a background thread, with the task types of `registry`."""
 
-    def __init__(self, relative_path: str, *, read_timeout: float | None = None) -> None:
+    def __init__(
+        self, relative_path: str, *, registry: TaskRegistry | None = None, read_timeout: float | None = None
+    ) -> None:
         self.module = load_api_module(relative_path)
-        handler = self.module.handler
+        handler = serving(self.module.handler, registry)
         if read_timeout is not None:
             handler = type(handler.__name__, (handler,), {"timeout": read_timeout})
         self.server = LocalHTTPServer(("127.0.0.1", 0), handler)
@@ -70,33 +67,3 @@ class ApiServer:
         timeout: float = 60.0,
     ) -> ApiResponse:
         return request(self.port, method, self.route + (f"?{query}" if query else ""), body, headers, timeout)
-
-
-def request(
-    port: int,
-    method: str,
-    path: str,
-    body: bytes | str | dict[str, Any] | list[Any] | None = None,
-    headers: dict[str, str] | None = None,
-    timeout: float = 60.0,
-) -> ApiResponse:
-    """A raw HTTP request: headers are sent exactly as given (a given Host replaces the default one)."""
-    if isinstance(body, dict | list):
-        data: bytes | None = json.dumps(body).encode()
-    elif isinstance(body, str):
-        data = body.encode()
-    else:
-        data = body
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        skip_host = any(name.lower() == "host" for name in headers or {})
-        conn.putrequest(method, path, skip_host=skip_host, skip_accept_encoding=True)
-        for name, value in (headers or {}).items():
-            conn.putheader(name, value)
-        if data is not None:
-            conn.putheader("Content-Length", str(len(data)))
-        conn.endheaders(data)
-        resp = conn.getresponse()
-        return ApiResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()

@@ -11,7 +11,7 @@ from lib.db import Database
 from lib.queue import Queue
 from lib.settings import Settings, load_settings
 from lib.worker import Worker
-from tests.support.fake_game_platform import Dataset, FakeGamePlatform
+from sandbox.game_platform import Dataset, FakeGamePlatform
 
 DOMAIN_TABLES = (
     "competitors",

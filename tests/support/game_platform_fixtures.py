@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from lib.settings import Settings
-from tests.support.fake_game_platform import FakeGamePlatform, demo_dataset
+from sandbox.game_platform import FakeGamePlatform, demo_dataset
 from tests.support.game_platform import platform_settings
 
 

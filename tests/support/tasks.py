@@ -1,4 +1,9 @@
-"""Task types the tests run through the real worker: they record what ran."""
+"""Task types the tests run through the real worker: they record what ran.
+
+`test_registry()` is a registry of their own (the built-in task types and these),
+passed to what runs them (`Worker(registry=...)`, `ApiServer(registry=...)`, the CLI):
+the default registry is never changed.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from lib.errors import PermanentJobError, RetryJobLater
 from lib.jobs.context import JobContext
-from lib.jobs.registry import TaskRegistry, TaskSpec
+from lib.jobs.registry import TaskRegistry, TaskSpec, builtin_registry
 
 
 class AnyPayload(BaseModel):
@@ -96,11 +101,9 @@ TEST_TASKS = [
 ]
 
 
-def register_test_tasks(registry: TaskRegistry) -> None:
+def test_registry() -> TaskRegistry:
+    """A new registry: the built-in task types and the test ones."""
+    registry = builtin_registry()
     for spec in TEST_TASKS:
         registry.register(spec)
-
-
-def unregister_test_tasks(registry: TaskRegistry) -> None:
-    for spec in TEST_TASKS:
-        registry.unregister(spec.task_type)
+    return registry

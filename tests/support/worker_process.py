@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import sys
 
-from lib.jobs.registry import default_registry
 from scripts.local_http import LocalHTTPServer
-from tests.support.api import load_api_module
-from tests.support.tasks import register_test_tasks
+from tests.support.api import load_api_module, serving
+from tests.support.tasks import test_registry
 
 
 def main() -> None:
-    register_test_tasks(default_registry)
     module = load_api_module("api/jobs/run.py")
-    server = LocalHTTPServer(("127.0.0.1", 0), module.handler)
+    server = LocalHTTPServer(("127.0.0.1", 0), serving(module.handler, test_registry()))
     print(server.server_address[1], flush=True)
     sys.stdout.flush()
     server.serve_forever(0.05)

@@ -1,8 +1,10 @@
 """An admin retries or cancels one job."""
 
 from lib.endpoints.admin_controls import job_action
-from lib.http import vercel_handler
+from lib.http import Routes, VercelHandler
 
 
-class handler(vercel_handler(POST=job_action)):  # noqa: N801
+class handler(VercelHandler):  # noqa: N801
     """Retry or cancel: the two repairs an operator makes to a single job."""
+
+    routes = Routes(POST=job_action)

@@ -3,12 +3,13 @@
 Written from the vendor's OpenAPI schemas (`/integrations/syned/v1`: users,
 teams, team assignments, ODL scores, flash-CTF progress), with FastAPI's error
 shapes (`{"detail": ...}`, 422 lists of field errors) and bearer auth. The
-tests, the benchmark and the local dev server (`scripts/dev.py`, as a sandbox
-vendor with demo data) all use it. Standard library only.
+tests, the benchmarks, the Vercel check and the local dev server
+(`scripts/dev.py`, as a sandbox vendor with demo data) all use it. Standard
+library only, plus `scripts.local_http` for its server.
 
 Public API::
 
-    from tests.support.fake_game_platform import FakeGamePlatform, Fault, demo_dataset
+    from sandbox.game_platform import FakeGamePlatform, Fault, demo_dataset
 
     fake = FakeGamePlatform(demo_dataset(users=40), token="dev-token", latency=0.0)
     base_url = fake.start("127.0.0.1", 0)   # -> "http://127.0.0.1:<port>/integrations/syned/v1"
@@ -60,7 +61,7 @@ from urllib.parse import parse_qs, urlsplit
 from scripts.local_http import LocalHTTPServer
 
 PREFIX = "/integrations/syned/v1"
-DEFAULT_TOKEN = "fake-game-platform-token"
+DEFAULT_TOKEN = "fake-game-platform-token"  # noqa: S105 - the fake vendor's own token, guards nothing
 DIVISIONS = ("high_school", "middle_school", "college")
 
 
@@ -167,14 +168,9 @@ class FakeUser:
         items = [f.to_json() for f in sorted(self.flash_ctfs, key=lambda f: f.start_unix)]
         return self._omitting({"syned_user_id": self.syned_user_id, "flash_ctfs": items})
 
-    def _omitting(self, value: Any) -> Any:
-        if not self.omit:
-            return value
-        if isinstance(value, dict):
-            return {k: self._omitting(v) for k, v in value.items() if k not in self.omit}
-        if isinstance(value, list):
-            return [self._omitting(v) for v in value]
-        return value
+    def _omitting(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """`answer` less the fields this user's answers leave out, at every depth."""
+        return {k: _without(v, self.omit) for k, v in answer.items() if k not in self.omit}
 
     def user_json(self) -> dict[str, Any]:
         return {
@@ -184,6 +180,14 @@ class FakeUser:
             "last_login_unix_timestamp": self.last_login_unix,
             "metactf_user_status": self.status,
         }
+
+
+def _without(value: Any, names: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, names) for k, v in value.items() if k not in names}
+    if isinstance(value, list):
+        return [_without(v, names) for v in value]
+    return value
 
 
 @dataclass
@@ -338,7 +342,7 @@ def demo_dataset(
     platform, so a roster sync has members left to assign. Flash CTFs were held
     monthly; about two users in three took part in each.
     """
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - deterministic demo data, not cryptography
     now = int(time.time()) if now_unix is None else now_unix
     history_end = now - 3600
     data = Dataset()

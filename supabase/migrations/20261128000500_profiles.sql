@@ -25,10 +25,9 @@ begin
         comment on table public.profiles is
             'App users. The admin endpoints admit sessions whose profile has role = ''admin''.';
         -- Supabase serves public tables through its REST API. RLS without a policy
-        -- keeps anon and authenticated out; the bundle's own connection bypasses it.
+        -- keeps anon and authenticated out; the bundle's own connection bypasses
+        -- it (privileges: job_queue_apply_privileges, 20261128000900_privileges.sql).
         alter table public.profiles enable row level security;
-        revoke all on table public.profiles from public, anon, authenticated;
-        grant select, insert, update, delete on table public.profiles to service_role;
     end if;
 end
 $profiles$;

@@ -1,22 +1,18 @@
 -- Schedules inside the queue: every worker invocation enqueues what is due.
 --
--- Recurring jobs used to be pg_cron's (migration 20261128000900), which plain
--- Supabase projects without pg_cron, local PostgreSQL and the tests never had.
--- Now they are rows of `job_queue_schedules`, evaluated by `job_queue_begin_invocation`
--- — the first statement of every /api/jobs/run invocation, paused or not — so
--- whatever calls the worker (Vercel Cron, the pg_net ping, an external pinger,
--- a kick after a trigger) also keeps the schedules. A schedule that comes due
--- enqueues one job, deduplicated against a live equal job exactly as the admin
--- triggers are, and moves to its next slot after now: a slot missed while
--- nothing called the worker is not made up (no backfill).
+-- Recurring jobs are rows of `job_queue_schedules`, evaluated by
+-- `job_queue_begin_invocation` (20261128000100_job_queue.sql) — the first
+-- statement of every /api/jobs/run invocation, paused or not — so whatever
+-- calls the worker (Vercel Cron, the pg_net ping of
+-- 20261128000600_supabase_schedules.sql, an external pinger, a kick after a
+-- trigger) also keeps the schedules. A schedule that comes due enqueues one
+-- job, deduplicated against a live equal job exactly as the admin triggers
+-- are, and moves to its next slot after now: a slot missed while nothing called
+-- the worker is not made up (no backfill).
 --
 -- Cron expressions are five fields (minute hour day-of-month month day-of-week),
 -- evaluated in UTC, with Vixie cron's rules; `job_queue_cron_next` is the one
 -- definition, and the admin API and the CLI validate through it.
---
--- Redefines whole: job_queue_begin_invocation (of 20261201000100, with its invocation
--- id; dropped and recreated because its result gains `scheduled`) and
--- job_queue_schedule_definitions (only the pg_net worker ping is left for pg_cron).
 
 -- ---------------------------------------------------------------------------
 -- Cron evaluation (UTC)
@@ -224,13 +220,11 @@ create table if not exists public.job_queue_schedules (
 comment on table public.job_queue_schedules is
     'Recurring jobs: every /api/jobs/run invocation enqueues the enabled ones whose next_run_at has passed.';
 
+alter table public.job_queue_schedules enable row level security;
+
 -- What every invocation reads: nothing else when nothing is due.
 create index if not exists job_queue_schedules_due_idx
     on public.job_queue_schedules (next_run_at) where enabled;
-
-alter table public.job_queue_schedules enable row level security;
-revoke all on table public.job_queue_schedules from public, anon, authenticated;
-grant select, insert, update, delete on table public.job_queue_schedules to service_role;
 
 -- The payloads are the task payload models' defaults as the triggers store them
 -- (tests/test_schedules.py checks each against its model).
@@ -362,150 +356,9 @@ begin
 end
 $$;
 
--- ---------------------------------------------------------------------------
--- The invocation's first statement, now also keeping the schedules
--- ---------------------------------------------------------------------------
-
--- As in 20261201000100 (record the run, read the pause switch, claim unless
--- paused; with p_idempotency_key a repeated call answers the first call's run and
--- the jobs it still holds), after first enqueuing the due schedules' jobs — also
--- while paused, so a paused queue still holds its one pending copy of each — so
--- a job enqueued here can be claimed by this very invocation. `scheduled` (on
--- every row) names the schedules that enqueued or found a live job in this call;
--- a repeat evaluates nothing (the first call's enqueues are committed) and
--- answers '{}'.
-drop function if exists public.job_queue_begin_invocation(text, integer, boolean, interval);
-drop function if exists public.job_queue_begin_invocation(text, integer, boolean, interval, uuid);
-
-create function public.job_queue_begin_invocation(
-    p_trigger_source text,
-    p_limit integer,
-    p_forced boolean default false,
-    p_lease interval default interval '15 minutes',
-    p_idempotency_key uuid default null
-)
-returns table (
-    invocation_id bigint,
-    processing_enabled boolean,
-    paused_reason text,
-    scheduled text[],
-    id uuid,
-    task_type text,
-    payload_json text,
-    attempts integer,
-    max_attempts integer,
-    lease_token uuid,
-    run_at timestamptz,
-    lease_expires_at timestamptz
-)
-language plpgsql
-set search_path = public, pg_temp
-as $$
-declare
-    v_run bigint;
-    v_enabled boolean;
-    v_reason text;
-    v_status text;
-    v_started timestamptz;
-    v_ids uuid[];
-    v_jobs job_queue[];
-    v_scheduled text[] := '{}';
-begin
-    if p_idempotency_key is not null then
-        -- A repeat may arrive while the first call is still running (its client
-        -- gave up on the connection, the server did not): wait for it to commit.
-        perform pg_advisory_xact_lock(hashtextextended('job_queue_begin_invocation ' || p_idempotency_key::text, 0));
-        select r.id, r.status, r.started_at, r.claimed_job_ids
-          into v_run, v_status, v_started, v_ids
-          from job_queue_invocations r
-         where r.idempotency_key = p_idempotency_key;
-        if found then
-            -- The first call's answer: paused only if it found the queue paused and claimed nothing.
-            v_enabled := v_status <> 'paused';
-            select s.paused_reason into v_reason from job_queue_settings s;
-            return query
-            select v_run, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
-                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
-              from unnest(coalesce(v_ids, '{}')) with ordinality as c(id, n)
-              join job_queue j on j.id = c.id
-             where j.status = 'processing' and j.locked_at = v_started
-             order by c.n;
-            if found then
-                return;
-            end if;
-            return query
-            select v_run, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
-                   null::integer, null::uuid, null::timestamptz, null::timestamptz;
-            return;
-        end if;
-    end if;
-
-    select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
-      into v_scheduled
-      from job_queue_enqueue_due_schedules() d;
-
-    select s.invocation_id, s.processing_enabled, s.paused_reason
-      into v_run, v_enabled, v_reason
-      from job_queue_record_invocation_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
-    if v_enabled or coalesce(p_forced, false) then
-        select array_agg(x.job order by x.n)
-          into v_jobs
-          from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
-        if p_idempotency_key is not null then
-            update job_queue_invocations r
-               set idempotency_key = p_idempotency_key,
-                   claimed_job_ids = (select array_agg(j.id) from unnest(v_jobs) j)
-             where r.id = v_run;
-        end if;
-        if cardinality(v_jobs) > 0 then
-            return query
-            select v_run, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
-                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
-              from unnest(v_jobs) with ordinality as j
-             order by j.ordinality;
-            return;
-        end if;
-    else
-        if p_idempotency_key is not null then
-            update job_queue_invocations r set idempotency_key = p_idempotency_key where r.id = v_run;
-        end if;
-        perform job_queue_record_invocation_end(v_run, 'paused');
-    end if;
-    return query
-    select v_run, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
-           null::integer, null::uuid, null::timestamptz, null::timestamptz;
-end
-$$;
-
--- ---------------------------------------------------------------------------
--- pg_cron keeps only the worker ping
--- ---------------------------------------------------------------------------
-
--- Same definition as 20261128000900 now holds; a database migrated before that
--- file was reduced still has the old four-row function, so it is replaced here.
-create or replace function public.job_queue_schedule_definitions()
-returns table (job_name text, schedule text, command text, needs_pg_net boolean, description text)
-language sql
-immutable
-set search_path = public, pg_temp
-as $defs$
-    values
-    (
-        -- Drains the queue (and so keeps the schedules) from the database side,
-        -- e.g. on Vercel Hobby where Vercel Cron may run only once a day. pg_net
-        -- POSTs asynchronously after the transaction commits; the worker keeps
-        -- running after pg_net's timeout. Until both Vault secrets exist the
-        -- command sends nothing.
-        'job-queue-worker-ping',
-        '*/5 * * * *',
-        $cmd$select net.http_post(url := s.endpoint, body := '{}'::jsonb, headers := jsonb_build_object('Content-Type', 'application/json', 'x-job-runner-secret', s.secret), timeout_milliseconds := 5000) as request_id from (select (select decrypted_secret from vault.decrypted_secrets where name = 'job_queue_worker_endpoint') as endpoint, (select decrypted_secret from vault.decrypted_secrets where name = 'job_queue_runner_secret') as secret) s where s.endpoint is not null and s.secret is not null$cmd$,
-        true,
-        'Every 5 minutes: POST the worker (Vault secrets job_queue_worker_endpoint, job_queue_runner_secret) with x-job-runner-secret. Needs pg_net and Vault.'
-    )
-$defs$;
-
--- The pg_cron jobs the earlier migration installed enqueue what the schedules
--- table now enqueues: remove them, or each job would have two sources.
+-- Earlier versions of this bundle enqueued these jobs from pg_cron jobs of
+-- these names; where they are still installed, they go, or each job would have
+-- two sources. Nothing else of pg_cron's is touched.
 do $$
 begin
     if to_regclass('cron.job') is not null then
@@ -513,28 +366,5 @@ begin
            from cron.job j
           where j.jobname in ('job-queue-game-platform-sync', 'job-queue-game-platform-totals-sweep', 'job-queue-cleanup');
     end if;
-end
-$$;
-
--- ---------------------------------------------------------------------------
--- Privileges
--- ---------------------------------------------------------------------------
-
-do $$
-declare
-    f regprocedure;
-begin
-    for f in
-        select p.oid::regprocedure
-          from pg_proc p
-          join pg_namespace n on n.oid = p.pronamespace
-         where n.nspname = 'public'
-           and p.proname in ('job_queue_cron_field', 'job_queue_cron_next', 'job_queue_cron_problem',
-                             'job_queue_enqueue_due_schedules', 'job_queue_schedule_run_now',
-                             'job_queue_schedule_save', 'job_queue_begin_invocation', 'job_queue_schedule_definitions')
-    loop
-        execute format('revoke execute on function %s from public, anon, authenticated', f);
-        execute format('grant execute on function %s to service_role', f);
-    end loop;
 end
 $$;

@@ -1,10 +1,10 @@
 -- Supabase scheduling, optional: pg_cron + pg_net ping the worker (Vault holds
 -- its URL and secret), e.g. where Vercel Cron may run only once a day.
 --
--- What runs when is not pg_cron's business any more: recurring jobs are rows of
--- `job_queue_schedules` (migration 20261201000200), enqueued by every worker
--- invocation. pg_cron's one job is to make such invocations happen. It is
--- listed in `job_queue_schedule_definitions()`, which
+-- What runs when is not pg_cron's business: recurring jobs are rows of
+-- `job_queue_schedules` (20261128000200_job_queue_schedules.sql), enqueued by
+-- every worker invocation. pg_cron's one job is to make such invocations
+-- happen. It is listed in `job_queue_schedule_definitions()`, which
 -- `job_queue_install_schedules()` hands to pg_cron.
 --
 -- Where pg_cron cannot be had (plain PostgreSQL, the embedded test server, a
@@ -92,8 +92,3 @@ end
 $$;
 
 select * from public.job_queue_install_schedules();
-
-revoke execute on function public.job_queue_schedule_definitions(), public.job_queue_install_schedules()
-    from public, anon, authenticated;
-grant execute on function public.job_queue_schedule_definitions(), public.job_queue_install_schedules()
-    to service_role;

@@ -118,6 +118,22 @@ class WorkerReport:
     def failed(self) -> int:
         return sum(result.status in ("failed", "pending") for _, result in self._results)
 
+    def summary(self, status: str, claimed: int, held: int, error: str | None = None) -> InvocationSummary:
+        """The invocation's record, from the results so far and the `held` successes not yet written.
+
+        `succeeded` counts the recorded successes: the statement that writes the held
+        ones adds those it records (job_queue_complete_invocation).
+        """
+        return InvocationSummary(
+            status=status,
+            claimed=claimed,
+            processed=len(self._results) + held,
+            succeeded=self.succeeded,
+            failed=self.failed,
+            released=self.released,
+            error=error,
+        )
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any]
         if self.status == "paused":
@@ -372,17 +388,10 @@ class Worker:
         error: str | None = None,
     ) -> None:
         """Record the held successes and close the invocation, in one statement."""
-        summary = InvocationSummary(
-            status=status,
-            claimed=claimed,
-            processed=len(report.results) + completer.held,
-            succeeded=report.succeeded,  # recorded so far: the database adds the held ones it records
-            failed=report.failed,
-            released=report.released,
-            error=error,
-        )
         try:
-            completed = completer.complete_invocation(invocation_id, summary)
+            completed = completer.complete_invocation(
+                invocation_id, report.summary(status, claimed, completer.held, error)
+            )
         except Exception as exc:
             if status != "failed":
                 raise

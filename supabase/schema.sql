@@ -269,6 +269,109 @@ CREATE INDEX teams_coach_id_idx ON public.teams USING btree (coach_id);
 alter table public.teams enable row level security;
 -- privileges: service_role: DELETE, INSERT, SELECT, UPDATE
 
+CREATE OR REPLACE FUNCTION public.game_platform_sync_run_checkpoint(p_sync_run_id bigint, p_job_id uuid, p_progress jsonb, p_counts jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'public', 'pg_temp'
+AS $function$
+begin
+    update game_platform_sync_runs r
+       set progress = p_progress, counts = p_counts, updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
+$function$;
+-- privileges: service_role: EXECUTE
+
+CREATE OR REPLACE FUNCTION public.game_platform_sync_run_finish(p_sync_run_id bigint, p_job_id uuid, p_status text, p_progress jsonb, p_counts jsonb, p_error text DEFAULT NULL::text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'public', 'pg_temp'
+AS $function$
+begin
+    update game_platform_sync_runs r
+       set status = p_status, progress = p_progress, counts = p_counts, error = p_error,
+           finished_at = now(), updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
+$function$;
+-- privileges: service_role: EXECUTE
+
+CREATE OR REPLACE FUNCTION public.game_platform_sync_run_hand_over(p_sync_run_id bigint, p_job_id uuid, p_next_job_id uuid, p_progress jsonb, p_counts jsonb)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'public', 'pg_temp'
+AS $function$
+begin
+    update game_platform_sync_runs r
+       set job_id = p_next_job_id, progress = p_progress, counts = p_counts,
+           invocations = r.invocations + 1, error = null, updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
+$function$;
+-- privileges: service_role: EXECUTE
+
+CREATE OR REPLACE FUNCTION public.game_platform_sync_run_note_error(p_sync_run_id bigint, p_job_id uuid, p_error text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ SET search_path TO 'public', 'pg_temp'
+AS $function$
+begin
+    update game_platform_sync_runs r
+       set error = left(p_error, 20000), updated_at = now()
+     where r.id = p_sync_run_id and r.job_id = p_job_id and r.status = 'running';
+    return found;
+end
+$function$;
+-- privileges: service_role: EXECUTE
+
+CREATE OR REPLACE FUNCTION public.game_platform_sync_run_resume(p_job_id uuid, p_sync_run_id bigint DEFAULT NULL::bigint)
+ RETURNS TABLE(id bigint, status text, job_id uuid, progress jsonb, owned boolean)
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'public', 'pg_temp'
+AS $function$
+    select r.id, r.status, r.job_id, r.progress, (r.status = 'running' and r.job_id = p_job_id)
+      from game_platform_sync_runs r
+     where case when p_sync_run_id is null then r.started_by_job_id = p_job_id else r.id = p_sync_run_id end
+$function$;
+-- privileges: service_role: EXECUTE
+
+CREATE OR REPLACE FUNCTION public.game_platform_sync_run_supersede(p_coach_id uuid)
+ RETURNS TABLE(sync_run_id bigint, job_id uuid, job_status text)
+ LANGUAGE plpgsql
+ SET search_path TO 'public', 'pg_temp'
+AS $function$
+declare
+    v_run game_platform_sync_runs%rowtype;
+    v_job_status text;
+begin
+    select * into v_run
+      from game_platform_sync_runs r
+     where r.status = 'running' and r.coach_id is not distinct from p_coach_id
+     order by r.started_at desc
+     limit 1
+       for update;
+    if not found then
+        return;
+    end if;
+    select j.status into v_job_status from job_queue j where j.id = v_run.job_id;
+    if v_job_status in ('pending', 'processing') then
+        return query select v_run.id, v_run.job_id, v_job_status;
+        return;
+    end if;
+    update game_platform_sync_runs r
+       set status = 'failed',
+           error = format('abandoned: the job driving it (%s) is %s', v_run.job_id, coalesce(v_job_status, 'gone')),
+           finished_at = now(),
+           updated_at = now()
+     where r.id = v_run.id;
+end
+$function$;
+-- privileges: service_role: EXECUTE
+
 CREATE OR REPLACE FUNCTION public.job_queue_apply_privileges()
  RETURNS void
  LANGUAGE plpgsql

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from lib.game_platform.payloads import SweepRequest, SyncRequest
 from lib.health import health_report
-from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.settings import load_settings
 from tests.support.jobs import JobFactory
 from tests.support.secrets import runner_headers
@@ -199,7 +199,7 @@ def test_create_refuses_an_unregistered_task_type(create_api, sql):
         ({"dryRun": "yes"}, "payload.dryRun"),
         ({"coachId": "not-a-uuid"}, "payload.coachId"),
         ({"dry_run": True}, "payload.dry_run"),
-        ({"cursor": {"runId": 1}}, "payload.cursor"),  # only a handler writes a continuation's cursor
+        ({"cursor": {"syncRunId": 1}}, "payload.cursor"),  # only a handler writes a continuation's cursor
         ({"cursor": {"startedAt": "2026-12-01T00:00:00Z", "fullSync": False, "flashForAll": False}}, "payload.cursor"),
     ],
 )

@@ -22,7 +22,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from lib.db import close_kept_connections, connect
-from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
+from lib.game_platform.payloads import SweepRequest, SyncRequest
 from sandbox.game_platform import Dataset, FakeGamePlatform, FakeTeam, FakeUser, FlashCtfResult, Solve
 from scripts.local_pg import create_database, drop_database
 from scripts.migrate import MIGRATIONS_DIR, apply_migrations, discover, ensure_supabase_compatibility

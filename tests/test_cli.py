@@ -62,7 +62,7 @@ def test_enqueue_adds_a_due_job_with_the_given_payload(run_cli, sql) -> None:
 
 
 def test_enqueue_fills_defaults_like_the_admin_trigger_and_dedupes_against_it(run_cli, sql) -> None:
-    from lib.jobs.game_platform_payloads import SyncRequest
+    from lib.game_platform.payloads import SyncRequest
 
     code, first = run_cli("enqueue", "game_platform_sync")
     assert code == 0

@@ -129,7 +129,7 @@ def test_a_missing_user_is_reported_in_the_job_output_not_as_a_failure(apis, fak
     (result,) = work(apis)["results"]
     assert result["status"] == "succeeded"
     output = sql.execute("select output from job_queue where id = %s", (job["jobId"],)).fetchone()["output"]
-    assert output["competitors"]["skipped_remote_missing"] == 1
+    assert output["competitors"]["skippedRemoteMissing"] == 1
     assert output["errors"][0]["id"] == gone
 
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lib.game_platform.store import GamePlatformStore
+from lib.game_platform.store import ClearedFlag, GamePlatformStore, StatsRow
 from sandbox.game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
 from tests.support.game_platform import count, drain_queue, enqueue, platform_settings, seed_roster, snapshot
 
@@ -87,7 +87,7 @@ def test_new_activity_flags_only_the_active_user_and_the_next_sweep_counts_it(fa
     fake.add_solve(active.syned_user_id, int(time.time()), points=500)
 
     sync = run(db, settings, SYNC, {"dryRun": False, "coachId": None})
-    assert sync["output"]["competitors"]["flagged_for_totals"] == 1
+    assert sync["output"]["competitors"]["flaggedForTotals"] == 1
     assert flagged(sql) == [active.syned_user_id]
 
     fake.clear_requests()
@@ -153,7 +153,7 @@ def test_a_missing_user_is_cleared_and_a_failing_user_keeps_its_flag(fake, db, s
     assert job["status"] == "succeeded"
     out = job["output"]
     assert out["failed"] == 1
-    assert out["skipped_remote_missing"] == 1
+    assert out["skippedRemoteMissing"] == 1
     assert out["refreshed"] == len(users) - 2
     assert flagged(sql) == [failing]
     state = sql.execute("select * from game_platform_sync_state where syned_user_id = %s", (failing,)).fetchone()
@@ -210,9 +210,9 @@ def test_activity_recorded_while_a_user_is_swept_keeps_the_flag(fake, db, sql, s
         "update game_platform_sync_state set totals_refresh_requested_at = now() where syned_user_id = %s", (user,)
     )
     store.write_totals(
-        [{"competitor_id": read.competitor_ids[0], "challenges_completed": 1, "total_score": 1,
-          "monthly_ctf_challenges": 0, "last_activity": None}],
-        [{"syned_user_id": user, "requested_at": read.requested_at, "refreshed": True}],
+        [StatsRow(competitor_id=read.competitor_ids[0], challenges_completed=1, total_score=1,
+                  monthly_ctf_challenges=0, last_activity=None)],
+        [ClearedFlag(syned_user_id=user, requested_at=read.requested_at, refreshed=True)],
         [],
     )  # fmt: skip
     assert user in flagged(sql)

@@ -10,8 +10,8 @@ from uuid import uuid4
 import psycopg
 import pytest
 
+from lib.game_platform.sync import INCREMENTAL_OVERLAP_SECONDS, TASK
 from lib.jobs.context import JobContext
-from lib.jobs.game_platform_sync import INCREMENTAL_OVERLAP_SECONDS, TASK
 from lib.queue import Queue
 from lib.worker import Worker
 from sandbox.game_platform import FakeGamePlatform, Fault, FlashCtfResult, demo_dataset, local_id
@@ -53,14 +53,14 @@ def test_full_sync_stores_every_solve_and_flash_ctf_and_flags_everyone(fake, db,
     assert out["status"] == "completed"
     assert out["fullSync"] is True
     assert out["competitors"]["total"] == len(users)
-    assert out["competitors"]["failed"] == out["competitors"]["skipped_remote_missing"] == 0
-    assert out["competitors"]["flagged_for_totals"] == len(users), "no competitor has totals yet"
+    assert out["competitors"]["failed"] == out["competitors"]["skippedRemoteMissing"] == 0
+    assert out["competitors"]["flaggedForTotals"] == len(users), "no competitor has totals yet"
 
     odl = sum(len(u.odl_solves) for u in users)
     flash = sum(len(f.solves) for u in users for f in u.flash_ctfs)
     assert count(sql, "select count(*) from game_platform_challenge_solves where source = 'odl'") == odl
     assert count(sql, "select count(*) from game_platform_challenge_solves where source = 'flash_ctf'") == flash
-    assert out["competitors"]["new_solves"] == odl + flash
+    assert out["competitors"]["newSolves"] == odl + flash
     events = sum(len(u.flash_ctfs) for u in users)
     assert count(sql, "select count(*) from game_platform_flash_ctf_events") == events
 
@@ -138,8 +138,8 @@ def test_roster_sync_assigns_only_members_the_platform_does_not_list(fake, db, s
     teams = job["output"]["teams"]
     assert teams["total"] == len(fake.dataset.teams)
     assert teams["synced"] == len(fake.dataset.teams)
-    assert teams["members_assigned"] == len(to_assign)
-    assert teams["members_already_assigned"] == len(members) - len(to_assign)
+    assert teams["membersAssigned"] == len(to_assign)
+    assert teams["membersAlreadyAssigned"] == len(members) - len(to_assign)
     assert count(sql, "select count(*) from team_members where game_platform_synced_at is null") == 0
     assert count(sql, "select count(*) from teams where game_platform_synced_at is null") == 0
 
@@ -147,8 +147,8 @@ def test_roster_sync_assigns_only_members_the_platform_does_not_list(fake, db, s
     fake.clear_requests()
     teams = sync(db, settings)["output"]["teams"]
     assert fake.requests_for("users/assign_team") == []
-    assert teams["members_assigned"] == 0
-    assert teams["members_already_assigned"] == len(members)
+    assert teams["membersAssigned"] == 0
+    assert teams["membersAlreadyAssigned"] == len(members)
 
 
 def test_unlinked_teams_and_members_without_a_platform_id_are_left_alone(fake, db, sql, settings, roster):
@@ -160,7 +160,7 @@ def test_unlinked_teams_and_members_without_a_platform_id_are_left_alone(fake, d
     sql.execute("insert into team_members (team_id, competitor_id) values (%s, %s)", (team["id"], loner))
     out = sync(db, settings)["output"]
     assert out["teams"]["total"] == len(roster["teams"]) - 1
-    assert out["teams"]["members_without_platform_id"] == 1
+    assert out["teams"]["membersWithoutPlatformId"] == 1
     assert out["competitors"]["total"] == len(fake.dataset.competitors()), "unlinked competitors are not synced"
     assert {r.query.get("syned_team_id") for r in fake.requests_for("users/get_team_assignments")} == {
         t["game_platform_id"] for t in roster["teams"][:1] + roster["teams"][2:]
@@ -174,7 +174,7 @@ def test_a_team_unknown_to_the_platform_is_recorded(fake, db, sql, settings, ros
     team = roster["teams"][0]
     sql.execute("update teams set game_platform_id = 'syned-team-gone' where id = %s", (team["id"],))
     out = sync(db, settings)["output"]
-    assert out["teams"]["skipped_remote_missing"] == 1
+    assert out["teams"]["skippedRemoteMissing"] == 1
     row = sql.execute("select * from teams where id = %s", (team["id"],)).fetchone()
     assert "Team not found" in row["game_platform_sync_error"]
     assert row["game_platform_synced_at"] is None
@@ -209,7 +209,7 @@ def test_incremental_sync_asks_only_for_solves_after_the_last_run(fake, db, sql,
         == 0
     )
     assert out["competitors"]["updated"] == 1
-    assert out["competitors"]["new_solves"] == 1
+    assert out["competitors"]["newSolves"] == 1
     assert out["competitors"]["unchanged"] == len(fake.dataset.competitors()) - 1
     state = sql.execute("select * from game_platform_sync_state where syned_user_id = %s", (active,)).fetchone()
     assert state["last_result"] == "updated"
@@ -319,7 +319,7 @@ def test_a_missing_user_and_a_flaky_user_do_not_fail_the_run(fake, db, sql, sett
     job = sync(db, settings)
     assert job["status"] == "succeeded"
     out = job["output"]["competitors"]
-    assert out["skipped_remote_missing"] == 1
+    assert out["skippedRemoteMissing"] == 1
     assert out["failed"] == 0
     assert out["total"] == len(users)
     assert [e["id"] for e in job["output"]["errors"] if e["kind"] == "competitor"] == [missing]
@@ -369,7 +369,7 @@ def test_per_item_errors_are_capped_at_fifty(db, sql, clean_db):
         platform.inject(Fault(status=404, path="scores/get_odl_scores"))
         job = sync(db, platform_settings(clean_db, platform))
     out = job["output"]
-    assert out["competitors"]["skipped_remote_missing"] == 60
+    assert out["competitors"]["skippedRemoteMissing"] == 60
     assert len(out["errors"]) == 50
     assert out["errorsOmitted"] == 10
 
@@ -409,7 +409,7 @@ def test_a_retried_job_resumes_its_run_after_the_last_written_batch(fake, db, sq
     assert job["id"] == job_id
     assert job["status"] == "succeeded"
     assert {r.user for r in fake.requests_for("scores/get_odl_scores")} == set(users[2:])
-    assert job["output"]["runId"] == run_start(sql)["id"]
+    assert job["output"]["syncRunId"] == run_start(sql)["id"]
     assert count(sql, "select count(*) from game_platform_sync_runs") == 1
     assert job["output"]["competitors"]["total"] == len(users)
     assert job["output"]["competitors"]["failed"] == 0
@@ -474,13 +474,13 @@ def test_a_dry_run_writes_nothing_and_reports_what_would_change(fake, db, sql, s
     out = job["output"]
     users = fake.dataset.competitors()
     assert out["dryRun"] is True
-    assert out["runId"] is None
+    assert out["syncRunId"] is None
     assert out["competitors"]["total"] == len(users)
-    assert out["competitors"]["new_solves"] == sum(len(u.odl_solves) for u in users) + sum(
+    assert out["competitors"]["newSolves"] == sum(len(u.odl_solves) for u in users) + sum(
         len(f.solves) for u in users for f in u.flash_ctfs
     )
-    assert out["competitors"]["flagged_for_totals"] == len(users)
-    assert out["teams"]["members_assigned"] > 0
+    assert out["competitors"]["flaggedForTotals"] == len(users)
+    assert out["teams"]["membersAssigned"] > 0
     assert fake.requests_for("users/assign_team") == [], "a dry run assigns no one on the platform"
 
 
@@ -492,8 +492,8 @@ def test_a_dry_run_after_a_sync_reports_only_the_news(fake, db, sql, settings, r
     out = sync(db, settings, {"dryRun": True, "coachId": None})["output"]
     assert snapshot(sql) == before
     assert out["competitors"]["updated"] == 1
-    assert out["competitors"]["new_solves"] == 1
-    assert out["teams"]["members_assigned"] == 0
+    assert out["competitors"]["newSolves"] == 1
+    assert out["teams"]["membersAssigned"] == 0
 
 
 # -- time budget and continuation -------------------------------------------------
@@ -553,7 +553,7 @@ def test_a_small_time_budget_continues_the_run_covering_everyone_exactly_once(
     expected_solves = sum(
         len(u.odl_solves) + sum(len(f.solves) for f in u.flash_ctfs) for u in platform.dataset.competitors()
     )
-    assert out["competitors"]["new_solves"] == expected_solves
+    assert out["competitors"]["newSolves"] == expected_solves
     if dry_run:
         assert snapshot(sql) == before
         assert write_counter() == {}

@@ -69,8 +69,8 @@ def test_a_user_the_platform_has_not_approved_is_recorded_and_the_run_goes_on(fa
     assert job["status"] == "succeeded", job["last_error"]
     out = job["output"]
     assert out["status"] == "completed"
-    assert out["competitors"]["not_approved"] == 1
-    assert out["competitors"]["failed"] == out["competitors"]["skipped_remote_missing"] == 0
+    assert out["competitors"]["notApproved"] == 1
+    assert out["competitors"]["failed"] == out["competitors"]["skippedRemoteMissing"] == 0
     assert out["competitors"]["updated"] + out["competitors"]["unchanged"] == len(users) - 1
     assert [e["id"] for e in out["errors"] if e["kind"] == "competitor"] == [pending]
 
@@ -132,7 +132,7 @@ def test_the_sweep_reports_a_user_not_approved_and_goes_on(fake, db, sql, settin
     job = run(db, settings, SWEEP)
     assert job["status"] == "succeeded", job["last_error"]
     out = job["output"]
-    assert (out["refreshed"], out["not_approved"], out["failed"]) == (len(users) - 1, 1, 0)
+    assert (out["refreshed"], out["notApproved"], out["failed"]) == (len(users) - 1, 1, 0)
     (result,) = [r for r in out["results"] if r["synedUserId"] == pending]
     assert result["status"] == "not_approved"
     state = state_of(sql, pending)
@@ -161,8 +161,8 @@ def test_a_404_on_flash_ctf_progress_alone_keeps_the_odl_results(fake, db, sql, 
     job = run(db, settings)
     assert job["status"] == "succeeded"
     out = job["output"]["competitors"]
-    assert out["skipped_remote_missing"] == 0
-    assert out["without_flash_ctf_progress"] == 1
+    assert out["skippedRemoteMissing"] == 0
+    assert out["withoutFlashCtfProgress"] == 1
     assert [r.status for r in fake.requests_for("scores/get_flash_ctf_progress", user=user.syned_user_id)] == [404]
     uid = user.syned_user_id
     assert state_of(sql, uid)["last_result"] == "updated"
@@ -179,7 +179,7 @@ def test_the_sweep_writes_the_totals_of_a_user_without_flash_ctf_progress(fake, 
     user = next(u for u in fake.dataset.competitors() if u.odl_solves and any(f.solves for f in u.flash_ctfs))
     user.flash_progress = False
     out = run(db, settings, SWEEP)["output"]
-    assert out["failed"] == out["skipped_remote_missing"] == 0
+    assert out["failed"] == out["skippedRemoteMissing"] == 0
     row = sql.execute(
         "select * from game_platform_stats where competitor_id = %s", (local_id(user.syned_user_id),)
     ).fetchone()
@@ -202,8 +202,8 @@ def test_a_solve_the_vendor_corrects_is_updated_in_place(fake, db, sql, settings
 
     job = run(db, settings, forceFullSync=True)
     out = job["output"]["competitors"]
-    assert out["solves_changed"] == 1
-    assert out["new_solves"] == 0
+    assert out["solvesChanged"] == 1
+    assert out["newSolves"] == 0
     row = solve_row(sql, uid, solve.challenge_solve_id)
     assert (row["challenge_title"], row["challenge_points"], row["challenge_category"], row["challenge_retired"]) == (
         "Renamed",
@@ -223,7 +223,7 @@ def test_an_unchanged_solve_seen_again_changes_nothing(fake, db, sql, settings, 
     run(db, settings)
     before = snapshot(sql, ("game_platform_challenge_solves", "game_platform_flash_ctf_events"))
     out = run(db, settings, forceFullSync=True, forceFlashCtfSync=True)["output"]["competitors"]
-    assert (out["new_solves"], out["solves_changed"], out["flash_ctf_events_changed"]) == (0, 0, 0)
+    assert (out["newSolves"], out["solvesChanged"], out["flashCtfEventsChanged"]) == (0, 0, 0)
     assert out["updated"] == 0
     assert snapshot(sql, ("game_platform_challenge_solves", "game_platform_flash_ctf_events")) == before
 
@@ -285,7 +285,7 @@ def test_a_flash_ctf_result_the_vendor_changes_updates_its_event(fake, db, sql, 
         event.max_points = 2222
     out = run(db, settings, forceFlashCtfSync=True)["output"]
     assert out["flashCtfProgress"] == "all users"
-    assert out["competitors"]["flash_ctf_events_changed"] == 1
+    assert out["competitors"]["flashCtfEventsChanged"] == 1
     row = sql.execute(
         "select * from game_platform_flash_ctf_events where syned_user_id = %s and event_id = %s",
         (user.syned_user_id, f"{event.name}:{event.start_unix}"),
@@ -428,12 +428,12 @@ def test_members_the_local_team_no_longer_has_are_removed_on_the_platform(fake, 
     assert removed == sorted([leaver, stranger])
     assert leaver not in fake.dataset.assignments
     assert stranger not in fake.dataset.assignments
-    assert job["output"]["teams"]["members_removed"] == 2
+    assert job["output"]["teams"]["membersRemoved"] == 2
     assert job["output"]["teams"]["failed"] == 0
 
     fake.clear_requests()
     out = run(db, settings)["output"]["teams"]
-    assert out["members_removed"] == 0
+    assert out["membersRemoved"] == 0
     assert fake.requests_for("users/delete_assignment") == []
     assert fake.requests_for("users/assign_team") == [], "members already listed are not assigned again"
 
@@ -463,7 +463,7 @@ def test_a_team_whose_coach_is_not_an_approved_coach_is_skipped_with_an_error(fa
     job = run(db, settings)
     assert job["status"] == "succeeded"
     out = job["output"]["teams"]
-    assert out["skipped_coach_not_approved"] == len(fake.dataset.teams)
+    assert out["skippedCoachNotApproved"] == len(fake.dataset.teams)
     assert fake.requests_for("users/get_team_assignments") == []
     assert fake.requests_for("users/assign_team") == []
     for team_id in teams | {other.syned_team_id}:
@@ -474,7 +474,7 @@ def test_a_team_whose_coach_is_not_an_approved_coach_is_skipped_with_an_error(fa
     # Approved again: synced, the error cleared.
     sql.execute("update profiles set is_approved = true, role = 'coach'")
     out = run(db, settings)["output"]["teams"]
-    assert out["skipped_coach_not_approved"] == 0
+    assert out["skippedCoachNotApproved"] == 0
     assert out["synced"] == len(fake.dataset.teams)
     assert count(sql, "select count(*) from teams where game_platform_sync_error is not null") == 0
 
@@ -520,9 +520,9 @@ def test_a_dry_run_reports_the_vendors_behaviour_and_writes_nothing(fake, db, sq
 
     out = run(db, settings, dryRun=True, forceFullSync=True, forceFlashCtfSync=True)["output"]
     assert snapshot(sql) == before
-    assert out["competitors"]["not_approved"] == 1
-    assert out["competitors"]["solves_changed"] == 1
-    assert out["competitors"]["flash_ctf_events_changed"] == 1
-    assert out["teams"]["members_removed"] == 1
+    assert out["competitors"]["notApproved"] == 1
+    assert out["competitors"]["solvesChanged"] == 1
+    assert out["competitors"]["flashCtfEventsChanged"] == 1
+    assert out["teams"]["membersRemoved"] == 1
     assert fake.requests_for("users/delete_assignment") == []
     assert fake.requests_for("users/assign_team") == []

@@ -64,11 +64,11 @@ def test_five_restarts_leave_every_domain_table_as_the_first_sync_left_it(tmp_pa
 
 def test_team_assignments_made_by_the_sync_survive_a_restart(tmp_path: Path, dev_database: str) -> None:
     _, first = _start_and_sync(tmp_path, dev_database, T0)
-    assert first[0]["output"]["teams"]["members_assigned"] > 0
+    assert first[0]["output"]["teams"]["membersAssigned"] > 0
     _, second = _start_and_sync(tmp_path, dev_database, T0 + 3600)
     teams = second[0]["output"]["teams"]
-    assert teams["members_assigned"] == 0
-    assert teams["members_already_assigned"] > 0
+    assert teams["membersAssigned"] == 0
+    assert teams["membersAlreadyAssigned"] > 0
     assert load_state(tmp_path).assignments
 
 

@@ -12,8 +12,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from lib.db import connect
+from lib.game_platform.payloads import SweepRequest, SyncRequest
 from lib.job_status import JobStatus
-from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
 from lib.jobs.job_queue_cleanup import CleanupPayload
 from lib.jobs.registry import default_registry, stored_payload
 from lib.queue import Queue

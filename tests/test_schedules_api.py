@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from psycopg.types.json import Jsonb
 
-from lib.jobs.game_platform_payloads import SyncRequest
+from lib.game_platform.payloads import SyncRequest
 from tests.support.secrets import runner_headers
 from tests.support.tokens import admin_headers, coach_headers
 

@@ -19,8 +19,8 @@ from uuid import UUID
 from pydantic import ConfigDict, Field
 
 from lib.auth.admin import admin_connection
+from lib.game_platform.payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
 from lib.http import Request, Response, model_response
-from lib.jobs.game_platform_payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
 from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
 from lib.observability import log

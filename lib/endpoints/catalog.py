@@ -31,7 +31,7 @@ from lib.endpoints.admin_jobs import CreateBody, CreatedJob, TaskTypeList, TaskT
 from lib.endpoints.admin_schedules import ListQuery, SaveBody, SavedSchedule, ScheduleList
 from lib.endpoints.admin_triggers import TriggerResponse
 from lib.endpoints.worker import DeclinedReport, PausedReport, RunParams, RunReport
-from lib.jobs.game_platform_payloads import SweepRequest, SyncRequest
+from lib.game_platform.payloads import SweepRequest, SyncRequest
 from lib.jsonnames import CamelModel
 
 # -- the error shape every endpoint shares (built by lib.errors.ApiError.body) -------------

@@ -1,7 +1,7 @@
 """The Game Platform HTTP client.
 
-One `GamePlatformClient` per job run: it owns one httpx connection pool sized to
-the run's concurrency and is safe to share between the run's worker threads.
+One `GamePlatformClient` per job: it owns one httpx connection pool sized to
+the job's concurrency and is safe to share between the job's worker threads.
 
 Retries: 5xx, 429 and network errors are retried with capped, jittered
 exponential backoff; a 429's `Retry-After` (seconds or an HTTP date) is honoured
@@ -9,7 +9,7 @@ when it is short enough to wait inside a job, and otherwise surfaces as
 `GamePlatformRateLimited(retry_after=...)` so the job can be rescheduled for
 then. Requests that are not idempotent (creating users and teams) are retried
 only when they surely never reached the vendor (connect errors, 429). No wait or
-request outlives the run's deadline: the call raises `DeadlineReached` instead,
+request outlives the job's deadline: the call raises `DeadlineReached` instead,
 and the item is left for the continuation job.
 """
 
@@ -65,7 +65,7 @@ class RetryPolicy:
     Four attempts with delays around 0.5, 1 and 2 seconds ride out a vendor
     restart or a dropped connection without holding a worker thread for long; a
     longer outage is the job's business (it fails and the queue retries it
-    minutes later). Jitter keeps the run's threads from retrying in lockstep.
+    minutes later). Jitter keeps the job's threads from retrying in lockstep.
     """
 
     max_attempts: int = 4

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Generic, TypeVar
 
-from lib.game_platform.errors import GamePlatformAuthError, GamePlatformError
+from lib.game_platform.errors import GamePlatformAuthError, GamePlatformError, GamePlatformUnavailable, NotApproved
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -92,7 +92,7 @@ _NOTHING: Any = object()
 
 
 class Outcome(Enum):
-    """How one fetched item bears on the run as a whole."""
+    """How one fetched item bears on the walk as a whole."""
 
     DONE = "done"  # an answer (success, 404, a rejected request): write it
     REFUSED = "refused"  # a 403 on the user's scores: not approved, unless the vendor refuses everyone
@@ -100,10 +100,10 @@ class Outcome(Enum):
     DEFERRED = "deferred"  # the budget ran out: stop here, the continuation does the rest
 
 
-# A run whose first ten users are all refused (403), with no other answer among
+# A walk whose first ten users are all refused (403), with no other answer among
 # them, is taken to have a token the vendor does not accept: in production an
 # unapproved user is the exception, and ten in a row with nobody approved is
-# not bad luck. A run of fewer users refused to the last one counts the same.
+# not bad luck. A walk of fewer users refused to the last one counts the same.
 REFUSAL_THRESHOLD = 10
 
 
@@ -118,11 +118,11 @@ class EveryoneRefused(GamePlatformAuthError):
 
 
 class VendorOutage(Exception):
-    """Too many calls in a row found the vendor unavailable: the run stops so the queue retries it later."""
+    """Too many calls in a row found the vendor unavailable: the job stops so the queue retries it later."""
 
     def __init__(self, count: int, last_error: GamePlatformError | None) -> None:
         super().__init__(
-            f"the Game Platform failed {count} calls in a row; stopping the run to retry later"
+            f"the Game Platform failed {count} calls in a row; stopping the job to retry later"
             + (f" (last error: {last_error})" if last_error else "")
         )
         self.last_error = last_error
@@ -148,8 +148,8 @@ class Drain(Generic[T, R]):
     run is flushed as ordinary failures.
 
     `REFUSED` items are held back the same way until some call gets an answer
-    (`answered`, which a continuation starts with when its run already had
-    one): if `REFUSAL_THRESHOLD` of them, or every item there was, came before
+    (`answered`, which a continuation starts with when its sync run or sweep
+    already had one): if `REFUSAL_THRESHOLD` of them, or every item there was, came before
     any answer, `EveryoneRefused` is raised and none of them is written, so
     that a bad token is a configuration error of the job rather than a roster
     of "not approved" users. Once an answer came, a refusal is that user's.
@@ -213,3 +213,27 @@ class Drain(Generic[T, R]):
         if batch:
             self.flush(batch)
         return held
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fetched:
+    """What one item's vendor calls came to, as far as the walk is concerned; each job's result type extends it."""
+
+    refused: NotApproved | None = None  # a 403 on the user's scores
+    error: GamePlatformError | None = None  # any other failure, after the client's retries
+    deferred: bool = False  # the budget ran out before the calls could finish: the continuation's item
+
+    def outcome(self) -> Outcome:
+        if self.deferred:
+            return Outcome.DEFERRED
+        if self.refused is not None:
+            return Outcome.REFUSED
+        if isinstance(self.error, GamePlatformUnavailable):
+            return Outcome.UNAVAILABLE
+        return Outcome.DONE
+
+    def failure(self) -> GamePlatformError | None:
+        return self.error
+
+    def describe_refusal(self) -> str:
+        return self.refused.describe() if self.refused is not None else "refused"

@@ -113,8 +113,8 @@ class TaskRegistry:
 def builtin_registry() -> TaskRegistry:
     """A new registry of the bundle's own task types, each imported on first use."""
     registry = TaskRegistry()
-    registry.register_module("game_platform_sync", "lib.jobs.game_platform_sync")
-    registry.register_module("game_platform_totals_sweep", "lib.jobs.game_platform_totals_sweep")
+    registry.register_module("game_platform_sync", "lib.game_platform.sync")
+    registry.register_module("game_platform_totals_sweep", "lib.game_platform.sweep")
     registry.register_module("job_queue_cleanup", "lib.jobs.job_queue_cleanup")
     return registry
 

@@ -76,7 +76,7 @@ begin
                 then format('0 */%s * * *', j.minutes / 60)
         end;
         -- The payloads as the admin triggers store them (every key, defaults filled
-        -- in: lib/jobs/game_platform_payloads.py), so a scheduled job and an equal
+        -- in: lib/game_platform/payloads.py), so a scheduled job and an equal
         -- trigger share one dedupe key.
         if j.task_type = 'game_platform_sync' then
             v_defaults := '{"dryRun": false, "coachId": null, "forceFullSync": false, "forceFlashCtfSync": false}';

@@ -40,7 +40,7 @@ _HEADER = f"""\
 
 
 def _acl(conn: psycopg.Connection, oid: int, *, function: bool) -> list[str]:
-    rows = conn.execute(QUERIES["function_privileges" if function else "table_privileges"], {"oid": oid}).fetchall()
+    rows = conn.execute(QUERIES["privileges"], {"oid": oid, "kind": "f" if function else "r"}).fetchall()
     return [f"-- privileges: {grantee}: {privileges}" for grantee, privileges in rows]
 
 

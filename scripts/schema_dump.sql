@@ -34,26 +34,17 @@ select p.oid, p.oid::regprocedure::text as signature, pg_get_functiondef(p.oid) 
  where p.pronamespace = 'public'::regnamespace and p.prokind in ('f', 'p')
  order by p.proname, p.oid::regprocedure::text
 
--- name: table_privileges --
--- Who other than its owner holds what on a table (no ACL means the defaults).
--- The owner's own privileges are left out: they grow with the server's version
--- (PostgreSQL 17 adds MAINTAIN).
+-- name: privileges --
+-- Who other than its owner holds what on a table (kind 'r') or a function
+-- (kind 'f'); no ACL means the defaults. The owner's own privileges are left
+-- out: they grow with the server's version (PostgreSQL 17 adds MAINTAIN).
 select case when a.grantee = 0 then 'public' else r.rolname end as grantee,
        string_agg(a.privilege_type, ', ' order by a.privilege_type) as privileges
-  from pg_class o
- cross join lateral aclexplode(coalesce(o.relacl, acldefault('r', o.relowner))) a
+  from (select oid, 'r'::"char" as kind, relacl as acl, relowner as owner from pg_class
+        union all
+        select oid, 'f'::"char", proacl, proowner from pg_proc) o
+ cross join lateral aclexplode(coalesce(o.acl, acldefault(o.kind, o.owner))) a
   left join pg_roles r on r.oid = a.grantee
- where o.oid = %(oid)s and a.grantee <> o.relowner
- group by 1
- order by 1
-
--- name: function_privileges --
--- As table_privileges, for a function.
-select case when a.grantee = 0 then 'public' else r.rolname end as grantee,
-       string_agg(a.privilege_type, ', ' order by a.privilege_type) as privileges
-  from pg_proc o
- cross join lateral aclexplode(coalesce(o.proacl, acldefault('f', o.proowner))) a
-  left join pg_roles r on r.oid = a.grantee
- where o.oid = %(oid)s and a.grantee <> o.proowner
+ where o.oid = %(oid)s and o.kind = %(kind)s::"char" and a.grantee <> o.owner
  group by 1
  order by 1

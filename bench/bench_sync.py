@@ -199,7 +199,7 @@ def _run_phase(
         before = db.statements
         started = time.perf_counter()
         with _quiet():
-            report = Worker(db, settings).run(limit=1, force=False, trigger_source="bench")
+            report = Worker(db, settings).drain(limit=1, force=False, trigger_source="bench")
         wall = time.perf_counter() - started
         (result,) = report.results
         status = result.status if result.last_error is None else f"{result.status}: {result.last_error}"

@@ -1,7 +1,7 @@
 """Drain throughput (ours against procrastinate and pgqueuer) and the server's raw transaction ceiling.
 
 Ours runs exactly as `/api/jobs/run` does: each invocation is one
-`connect()` + `Worker(db, settings).run(limit=10, ...)` — one statement records
+`connect()` + `Worker(db, settings).drain(limit=10, ...)` — one statement records
 the run, reads the pause switch and claims 10 under a lease; the jobs run; one
 statement records their successes and closes the run. Two variants:
 - "as the endpoint": a warm instance keeps its connection for its next
@@ -50,7 +50,7 @@ from scripts.local_pg import create_database, drop_database, fresh_database
 
 def invoke(db: Database, settings: Any, registry: Any) -> int:
     """One invocation of the endpoint's worker core; returns the number of jobs it processed."""
-    report = Worker(db, settings, registry=registry).run(limit=MAX_LIMIT, force=False, trigger_source="bench")
+    report = Worker(db, settings, registry=registry).drain(limit=MAX_LIMIT, force=False, trigger_source="bench")
     return len(report.results)
 
 

@@ -16,6 +16,10 @@ the server hung up) is replaced and the statement sent on the new one: nothing
 reached the dead one. A statement that fails after it was sent may have run, so
 it is sent again only when its caller declares it safe to repeat
 (`repeatable=True`), and never inside a transaction.
+
+Failures are the database's own (lib.errors): `DatabaseUnavailable` (and its
+`StatementTimeout`), `DatabaseNotMigrated`, and `ConfigurationError` for a
+missing or malformed DATABASE_URL. None knows HTTP: `lib.http` answers them.
 """
 
 from __future__ import annotations
@@ -35,18 +39,12 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
-from lib.errors import DatabaseNotMigrated, DatabaseUnavailable, ServerMisconfigured
+from lib.errors import ConfigurationError, DatabaseNotMigrated, DatabaseUnavailable, StatementTimeout
 from lib.observability import log
 from lib.settings import Settings, get_settings, secret_value
 
 Params = Sequence[Any] | dict[str, Any] | None
 Row = dict[str, Any]
-
-
-class StatementTimeout(DatabaseUnavailable):
-    """A statement ran past DB_STATEMENT_TIMEOUT_SECONDS and was cancelled."""
-
-    code = "database_timeout"
 
 
 class _StatementWatchdog:
@@ -287,17 +285,17 @@ def _conninfo(settings: Settings) -> str:
     """
     url = secret_value(settings.database_url)
     if not url:
-        raise ServerMisconfigured("DATABASE_URL is not set: the bundle cannot reach its database.")
+        raise ConfigurationError("DATABASE_URL is not set: the bundle cannot reach its database.")
     try:
         parts = conninfo_to_dict(url)
     except psycopg.ProgrammingError:
-        raise ServerMisconfigured(
+        raise ConfigurationError(
             "DATABASE_URL is malformed: it is neither a postgresql:// URL nor key=value pairs"
             " (a password with special characters must be percent-encoded in a URL)."
         ) from None
     for port in str(parts.get("port") or "").split(","):
         if port and not (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535):
-            raise ServerMisconfigured("DATABASE_URL is malformed: its port is not a number from 1 to 65535.")
+            raise ConfigurationError("DATABASE_URL is malformed: its port is not a number from 1 to 65535.")
     return url
 
 
@@ -319,10 +317,10 @@ def _open(conninfo: str, settings: Settings) -> psycopg.Connection[Row]:
         )
     except psycopg.ProgrammingError:
         # An option libpq refuses (an unknown name, a bad sslmode): its message quotes the value.
-        raise ServerMisconfigured("DATABASE_URL is malformed: libpq refused one of its options.") from None
+        raise ConfigurationError("DATABASE_URL is malformed: libpq refused one of its options.") from None
     except psycopg.OperationalError as exc:
         if "invalid" in str(exc) and "value" in str(exc):  # e.g. invalid sslmode value: a setting, not an outage
-            raise ServerMisconfigured("DATABASE_URL is malformed: libpq refused one of its values.") from None
+            raise ConfigurationError("DATABASE_URL is malformed: libpq refused one of its values.") from None
         raise DatabaseUnavailable("The database is unreachable; try again shortly.") from exc
 
 

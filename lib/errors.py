@@ -1,17 +1,75 @@
-"""Exceptions shared across the bundle, named for what went wrong.
+"""Exceptions shared across the bundle, named for what went wrong, one section per kind.
 
-HTTP-facing errors carry their status and the `error` code of the JSON body, so
-`lib.http` turns any of them into `{"error", "message", "details"?}` without
-knowing where they came from.
+- Configuration: a setting is missing or malformed (`lib.settings`, `lib.db`, `lib.auth`).
+- Database: what `lib.db` raises when the database cannot serve a statement.
+- Job control: what a job handler raises to say how its job ends (`lib.worker`).
+- HTTP answers: `ApiError` and its kinds, which carry their status and the
+  `error` code of the JSON body.
+
+Only the last kind knows HTTP. `lib.http`, the edge, answers the first two with
+a 503 and an error code of their own (`server_misconfigured`,
+`database_unavailable`, …); the CLI maps them to its exit codes; jobs see them
+as transient failures.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+# -- configuration --------------------------------------------------------------
+
 
 class ConfigurationError(Exception):
     """An environment variable is missing or malformed. The message names it, never its value."""
+
+
+# -- database ---------------------------------------------------------------------
+
+
+class DatabaseError(Exception):
+    """The database could not serve a statement, for a reason outside the statement itself."""
+
+
+class DatabaseUnavailable(DatabaseError):
+    """The database is unreachable, or the connection failed."""
+
+
+class StatementTimeout(DatabaseUnavailable):
+    """A statement ran past DB_STATEMENT_TIMEOUT_SECONDS and was cancelled."""
+
+
+class DatabaseNotMigrated(DatabaseError):
+    """The database answers but lacks the queue's schema (or has an older one)."""
+
+
+# -- job control --------------------------------------------------------------------
+# A handler raises these to tell the worker how its job ends (lib.jobs.context);
+# any other exception is a transient failure, retried with the backoff policy.
+
+
+class PermanentJobError(Exception):
+    """The job cannot succeed by trying again; it fails for good."""
+
+
+class JobNotConfigured(Exception):
+    """This worker lacks a setting the job needs (a vendor token): a configuration error, not the job's.
+
+    The worker hands the job back unstarted, pending with its attempt not spent,
+    and reports the error (log, Sentry warning, the invocation's results): a
+    worker that is configured runs it, and no amount of failing here uses up its
+    attempts. Raise it only before the handler has changed anything.
+    """
+
+
+class RetryJobLater(Exception):
+    """The job should be tried again after `retry_in_seconds` (e.g. an upstream Retry-After)."""
+
+    def __init__(self, message: str, retry_in_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_in_seconds = retry_in_seconds
+
+
+# -- HTTP answers -------------------------------------------------------------------
 
 
 class ApiError(Exception):
@@ -71,18 +129,6 @@ class PayloadTooLarge(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """A service the endpoint needs (Supabase Auth) cannot answer now."""
+
     status, code = 503, "service_unavailable"
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    code = "database_unavailable"
-
-
-class ServerMisconfigured(ServiceUnavailable):
-    code = "server_misconfigured"
-
-
-class DatabaseNotMigrated(DatabaseUnavailable):
-    """The database answers but lacks the queue's schema (or has an older one)."""
-
-    code = "database_not_migrated"

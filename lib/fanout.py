@@ -9,7 +9,7 @@ every follow-up does the same: one tick drains the backlog while the platform
 runs the invocations side by side (docs/throughput.md).
 
 The bound is the database's (job_queue_fanout_admit): a follow-up is admitted
-in the transaction that begins its run, under one lock, counting the runs
+in the transaction that begins it, under one lock, counting the invocations
 recorded as running, so a burst of follow-ups never runs more than the bound
 at once; the extra ones are refused and end at once. Each request carries the
 chain: its generation and when the chain began. A chain past

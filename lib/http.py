@@ -45,13 +45,15 @@ from pydantic import BaseModel, ValidationError
 from lib.errors import (
     ApiError,
     ConfigurationError,
+    DatabaseError,
+    DatabaseNotMigrated,
     DatabaseUnavailable,
     InvalidJson,
     InvalidRequest,
     LengthRequired,
     MethodNotAllowed,
     PayloadTooLarge,
-    ServerMisconfigured,
+    StatementTimeout,
 )
 from lib.jobs.registry import TaskRegistry, default_registry
 from lib.json_input import UnsafeInput, parse_json, text_problem
@@ -181,6 +183,22 @@ def _error_response(exc: ApiError) -> Response:
     return Response(status=exc.status, body=exc.body())
 
 
+# The `error` code answered, with a 503, for the errors of the layers below the
+# edge, which know nothing of HTTP; the most specific kind first.
+_UNAVAILABLE_CODES: tuple[tuple[type[Exception], str], ...] = (
+    (StatementTimeout, "database_timeout"),
+    (DatabaseNotMigrated, "database_not_migrated"),
+    (DatabaseUnavailable, "database_unavailable"),
+    (ConfigurationError, "server_misconfigured"),
+)
+
+
+def _unavailable_response(exc: DatabaseError | ConfigurationError) -> Response:
+    """The 503 answered for a database or configuration error: `{"error": <its code>, "message": <its text>}`."""
+    code = next(code for kind, code in _UNAVAILABLE_CODES if isinstance(exc, kind))
+    return Response(status=503, body={"error": code, "message": str(exc)})
+
+
 def dispatch(routes: Mapping[str, Endpoint], request: Request) -> Response:
     """Route a request to its endpoint and turn every outcome into a JSON response."""
     endpoint = routes.get(request.method)
@@ -196,12 +214,14 @@ def dispatch(routes: Mapping[str, Endpoint], request: Request) -> Response:
             response.headers["Allow"] = allow
         if exc.status >= 500:
             log("http.unavailable", "error", path=request.path, status=exc.status, error=exc.message)
-            if isinstance(exc, DatabaseUnavailable):
-                capture_bug(exc.__cause__ or exc, path=request.path, outage="database")
         return response
+    except DatabaseError as exc:
+        log("http.unavailable", "error", path=request.path, status=503, error=str(exc))
+        capture_bug(exc.__cause__ or exc, path=request.path, outage="database")
+        return _unavailable_response(exc)
     except ConfigurationError as exc:
         log("http.misconfigured", "error", path=request.path, error=str(exc))
-        return _error_response(ServerMisconfigured(str(exc)))
+        return _unavailable_response(exc)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug
         log_exception("http.bug", exc, path=request.path, method=request.method)
         capture_bug(exc, path=request.path)

@@ -1,7 +1,10 @@
-"""Typed wrappers over the queue's SQL functions: the only Python that knows their SQL.
+"""Typed wrappers over the queue's SQL: the only Python that knows it.
 
 Queue behaviour (claiming, leases, retries, fencing) lives in the migration's
-functions; this module names their arguments and turns their rows into values.
+functions. Every change to a row goes through one of them, as the tables'
+comments ask; operators' reads (a job, the listing, the settings, the
+schedules) select from the tables directly. Each statement is a named query in
+`queue.sql`; this module names their arguments and turns their rows into values.
 """
 
 from __future__ import annotations
@@ -9,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
@@ -17,6 +20,9 @@ from psycopg.types.json import Jsonb
 from lib.db import Database
 from lib.jsonb import JsonText
 from lib.settings import RETENTION_DAYS
+from lib.sql import load_queries
+
+QUERIES = load_queries(__file__, "queue.sql")
 
 if TYPE_CHECKING:
     from lib.job_views import JobDetailJson, JobSummaryJson
@@ -63,18 +69,20 @@ class Enqueued(NamedTuple):
     deduplicated: bool
 
 
-class RunStart(NamedTuple):
-    run_id: int
+class InvocationStart(NamedTuple):
+    invocation_id: int
     processing_enabled: bool
     paused_reason: str | None
     scheduled: tuple[str, ...] = ()  # schedules that enqueued (or found live) a job in this invocation
 
 
-class RunSummary(NamedTuple):
+class InvocationSummary(NamedTuple):
+    """How an invocation ended, for its record in job_queue_invocations."""
+
     status: str  # completed | paused | failed
     claimed: int = 0
     processed: int = 0
-    succeeded: int = 0
+    succeeded: int = 0  # recorded before the closing statement, which adds the held successes it records
     failed: int = 0
     released: int = 0
     error: str | None = None
@@ -85,7 +93,7 @@ class Admission(NamedTuple):
 
     admitted: bool
     reason: str | None
-    live_runs: int
+    live_invocations: int
 
 
 class Transition(NamedTuple):
@@ -121,6 +129,19 @@ def _sent_as_is(text: Any) -> str:
     return str(text)
 
 
+def _payload(payload: Any) -> Jsonb:
+    return Jsonb(payload if payload is not None else {})
+
+
+def _successes(finished: Sequence[tuple[ClaimedJob, Any]]) -> dict[str, Any]:
+    """The parallel arrays the batch-success functions take: ids, outputs, lease tokens."""
+    return {
+        "ids": [job.id for job, _ in finished],
+        "outputs": [_output(output) for _, output in finished],
+        "lease_tokens": [job.lease_token for job, _ in finished],
+    }
+
+
 def _output(value: Any) -> Jsonb | None:
     """A job's output for a jsonb parameter; None (SQL NULL) when the handler returned nothing."""
     if value is None:
@@ -148,8 +169,8 @@ class Queue:
     ) -> UUID:
         """Insert a new job, always (the seed's four-argument call)."""
         row = self.db.fetchone(
-            "select job_queue_enqueue(%s, %s, coalesce(%s, now()), %s) as id",
-            (task_type, Jsonb(payload if payload is not None else {}), run_at, max_attempts),
+            QUERIES["enqueue"],
+            {"task_type": task_type, "payload": _payload(payload), "run_at": run_at, "max_attempts": max_attempts},
         )
         assert row is not None
         job_id: UUID = row["id"]
@@ -164,11 +185,9 @@ class Queue:
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     ) -> Enqueued:
         """Insert a job unless an equal one (same type and payload) is pending or processing."""
-        body = Jsonb(payload if payload is not None else {})
         row = self.db.fetchone(
-            "select job_id, deduplicated from job_queue_enqueue_unique("
-            "%s, %s, job_queue_payload_key(%s), coalesce(%s, now()), %s)",
-            (task_type, body, body, run_at, max_attempts),
+            QUERIES["enqueue_unique"],
+            {"task_type": task_type, "payload": _payload(payload), "run_at": run_at, "max_attempts": max_attempts},
         )
         assert row is not None
         return Enqueued(job_id=row["job_id"], deduplicated=row["deduplicated"])
@@ -183,35 +202,47 @@ class Queue:
     ) -> list[UUID]:
         """Insert many jobs of one type in one statement."""
         rows = self.db.fetchall(
-            "select id from job_queue_enqueue_batch(%s, %s::jsonb[], coalesce(%s, now()), %s) as id",
-            (task_type, [Jsonb(p if p is not None else {}) for p in payloads], run_at, max_attempts),
+            QUERIES["enqueue_batch"],
+            {
+                "task_type": task_type,
+                "payloads": [_payload(p) for p in payloads],
+                "run_at": run_at,
+                "max_attempts": max_attempts,
+            },
         )
         return [r["id"] for r in rows]
 
     # -- the worker's calls ----------------------------------------------------
 
-    def begin_run(
-        self, trigger_source: str, limit: int, forced: bool, lease: timedelta, invocation_id: UUID | None = None
-    ) -> tuple[RunStart, list[ClaimedJob]]:
+    def begin_invocation(
+        self, trigger_source: str, limit: int, forced: bool, lease: timedelta, idempotency_key: UUID | None = None
+    ) -> tuple[InvocationStart, list[ClaimedJob]]:
         """Enqueue the due schedules' jobs, record a worker invocation, read the pause switch and claim,
         in one round trip.
 
         Schedules are evaluated even while paused (not again by a repeat). Claims
-        nothing while processing is paused unless `forced`; such a run is recorded as
-        paused and already closed. With an `invocation_id` the call is safe to
-        repeat: a repeat answers the first call's run and the jobs it still holds,
-        so a reply lost on a broken connection strands nothing.
+        nothing while processing is paused unless `forced`; such an invocation is
+        recorded as paused and already closed. With an `idempotency_key` the call is
+        safe to repeat: a repeat answers the first call's invocation and the jobs it
+        still holds, so a reply lost on a broken connection strands nothing.
         """
         rows = self.db.fetchall(
-            "select invocation_id as run_id, processing_enabled, paused_reason, scheduled, id, task_type, payload_json,"
-            " attempts, max_attempts, lease_token, run_at, lease_expires_at"
-            " from job_queue_begin_invocation(%s, %s, %s, %s, %s)",
-            (trigger_source, limit, forced, lease, invocation_id),
-            repeatable=invocation_id is not None,
+            QUERIES["begin_invocation"],
+            {
+                "trigger_source": trigger_source,
+                "limit": limit,
+                "forced": forced,
+                "lease": lease,
+                "idempotency_key": idempotency_key,
+            },
+            repeatable=idempotency_key is not None,
         )
         first = rows[0]
-        run = RunStart(
-            first["run_id"], first["processing_enabled"], first["paused_reason"], tuple(first["scheduled"] or ())
+        invocation = InvocationStart(
+            first["invocation_id"],
+            first["processing_enabled"],
+            first["paused_reason"],
+            tuple(first["scheduled"] or ()),
         )
         jobs = [
             ClaimedJob(
@@ -227,50 +258,31 @@ class Queue:
             for row in rows
             if row["id"] is not None
         ]
-        return run, jobs
+        return invocation, jobs
 
-    def complete_run(
-        self, run_id: int, summary: RunSummary, successes: Sequence[tuple[ClaimedJob, Any]] = ()
+    def complete_invocation(
+        self, invocation_id: int, summary: InvocationSummary, successes: Sequence[tuple[ClaimedJob, Any]] = ()
     ) -> dict[UUID, JobState]:
-        """Record the held successes (fenced) and close the run, in one round trip.
+        """Record the held successes (fenced) and close the invocation, in one round trip.
 
         `summary.succeeded` counts successes recorded earlier; the ones passed here
         are added as they are recorded. A job missing from the result lost its lease.
         """
         rows = self.db.fetchall(
-            "select id, status, attempts, max_attempts, run_at, last_error"
-            " from job_queue_complete_invocation(%s, %s, %s, %s, %s, %s, %s, %s, %s::uuid[], %s::jsonb[], %s::uuid[])",
-            (
-                run_id,
-                summary.status,
-                summary.claimed,
-                summary.processed,
-                summary.succeeded,
-                summary.failed,
-                summary.released,
-                summary.error,
-                [job.id for job, _ in successes],
-                [_output(output) for _, output in successes],
-                [job.lease_token for job, _ in successes],
-            ),
+            QUERIES["complete_invocation"],
+            {"invocation_id": invocation_id, **summary._asdict(), **_successes(successes)},
         )
         return {row["id"]: JobState(**row) for row in rows}
 
     def claim(self, limit: int, lease: timedelta) -> list[ClaimedJob]:
-        rows = self.db.fetchall(
-            "select id, task_type, payload::text as payload_json, attempts, max_attempts, lease_token, run_at,"
-            " lease_expires_at from job_queue_claim(%s, %s)",
-            (limit, lease),
-        )
+        rows = self.db.fetchall(QUERIES["claim"], {"limit": limit, "lease": lease})
         return [ClaimedJob(**row) for row in rows]
 
     def mark_succeeded(self, job: ClaimedJob, output: Any = None) -> JobState | None:
         """Finish a job as succeeded; None when the lease was lost (cancelled or taken over)."""
         return _state(
             self.db.fetchone(
-                "select id, status, attempts, max_attempts, run_at, last_error"
-                " from job_queue_mark_succeeded(%s, %s, %s)",
-                (job.id, _output(output), job.lease_token),
+                QUERIES["mark_succeeded"], {"id": job.id, "output": _output(output), "lease_token": job.lease_token}
             )
         )
 
@@ -278,35 +290,25 @@ class Queue:
         """Finish many jobs as succeeded in one statement; a job whose lease was lost is absent from the result."""
         if not finished:
             return {}
-        rows = self.db.fetchall(
-            "select id, status, attempts, max_attempts, run_at, last_error"
-            " from job_queue_mark_succeeded_batch(%s::uuid[], %s::jsonb[], %s::uuid[])",
-            (
-                [job.id for job, _ in finished],
-                [_output(output) for _, output in finished],
-                [job.lease_token for job, _ in finished],
-            ),
-        )
+        rows = self.db.fetchall(QUERIES["mark_succeeded_batch"], _successes(finished))
         return {row["id"]: JobState(**row) for row in rows}
 
     def mark_failed(self, job: ClaimedJob, error: str, retry_in: timedelta | None) -> JobState | None:
         """Fail a job, scheduling a retry after `retry_in` unless it is None; None when the lease was lost."""
         return _state(
             self.db.fetchone(
-                "select id, status, attempts, max_attempts, run_at, last_error"
-                " from job_queue_mark_failed(%s, %s, %s, %s)",
-                (job.id, error, retry_in, job.lease_token),
+                QUERIES["mark_failed"],
+                {"id": job.id, "error": error, "retry_in": retry_in, "lease_token": job.lease_token},
             )
         )
 
-    def release(self, jobs: Sequence[ClaimedJob]) -> int:
-        """Hand claimed but unstarted jobs back without spending their attempt."""
+    def release(self, jobs: Sequence[ClaimedJob], *, delay: timedelta | None = None) -> int:
+        """Hand claimed, unstarted jobs back, their attempt not spent; due again after `delay` (None: as before)."""
         if not jobs:
             return 0
         row = self.db.fetchone(
-            "select count(*) filter (where job_queue_release(t.id, t.token)) as released"
-            " from unnest(%s::uuid[], %s::uuid[]) as t(id, token)",
-            ([j.id for j in jobs], [j.lease_token for j in jobs]),
+            QUERIES["release"],
+            {"ids": [j.id for j in jobs], "lease_tokens": [j.lease_token for j in jobs], "delay": delay},
         )
         assert row is not None
         return int(row["released"])
@@ -316,53 +318,52 @@ class Queue:
     def fanout_admit(
         self, max_parallel: int, generation: int, max_generations: int, chain_started_at: datetime, max_chain: timedelta
     ) -> Admission:
-        """Admit a follow-up invocation under the bound; call inside the transaction that then begins its run."""
+        """Admit a follow-up invocation under the bound; call inside the transaction that then begins it."""
         row = self.db.fetchone(
-            "select admitted, reason, live_invocations as live_runs from job_queue_fanout_admit(%s, %s, %s, %s, %s)",
-            (max_parallel, generation, max_generations, chain_started_at, max_chain),
+            QUERIES["fanout_admit"],
+            {
+                "max_parallel": max_parallel,
+                "generation": generation,
+                "max_generations": max_generations,
+                "chain_started_at": chain_started_at,
+                "max_chain": max_chain,
+            },
         )
         assert row is not None
         return Admission(**row)
 
     def fanout_slots(self, max_parallel: int) -> int:
         """How many follow-ups to start now: 0 while paused or with no due job left, else the free places."""
-        row = self.db.fetchone("select job_queue_fanout_slots(%s) as slots", (max_parallel,))
+        row = self.db.fetchone(QUERIES["fanout_slots"], {"max_parallel": max_parallel})
         assert row is not None
         return int(row["slots"])
 
     def status_of(self, job_id: UUID) -> str | None:
-        row = self.db.fetchone("select status from job_queue where id = %s", (job_id,))
+        row = self.db.fetchone(QUERIES["job_status"], {"id": job_id})
         return row["status"] if row else None
 
     # -- operator actions ----------------------------------------------------
 
     def cancel(self, job_id: UUID, reason: str | None = None) -> Transition | None:
-        row = self.db.fetchone(
-            "select id, status, previous_status, changed from job_queue_cancel(%s, %s)", (job_id, reason)
-        )
+        row = self.db.fetchone(QUERIES["cancel"], {"id": job_id, "reason": reason})
         return Transition(**row) if row else None
 
     def retry(self, job_id: UUID) -> Transition | None:
-        row = self.db.fetchone(
-            "select id, status, previous_status, changed, duplicate_of from job_queue_retry(%s)", (job_id,)
-        )
+        row = self.db.fetchone(QUERIES["retry"], {"id": job_id})
         return Transition(**row) if row else None
 
     def delete(self, job_id: UUID) -> Deletion | None:
         """Delete a job unless it is processing; None when no job has this id."""
-        row = self.db.fetchone("select id, task_type, status, deleted from job_queue_delete(%s)", (job_id,))
+        row = self.db.fetchone(QUERIES["delete"], {"id": job_id})
         return Deletion(**row) if row else None
 
     def settings(self) -> QueueSettings:
-        row = self.db.fetchone("select processing_enabled, paused_reason, updated_at from job_queue_settings")
+        row = self.db.fetchone(QUERIES["settings"])
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
         return QueueSettings(**row)
 
     def set_processing(self, enabled: bool, reason: str | None = None) -> QueueSettings:
-        row = self.db.fetchone(
-            "select processing_enabled, paused_reason, updated_at from job_queue_set_processing(%s, %s)",
-            (enabled, reason),
-        )
+        row = self.db.fetchone(QUERIES["set_processing"], {"enabled": enabled, "reason": reason})
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
         return QueueSettings(**row)
 
@@ -372,22 +373,23 @@ class Queue:
         batch_size: int = CLEANUP_BATCH_SIZE,
         max_batches: int = CLEANUP_MAX_BATCHES,
     ) -> int:
-        """Delete finished jobs and worker runs older than `older_than`; at most
+        """Delete finished jobs and worker invocations older than `older_than`; at most
         `batch_size * max_batches` rows of each table per call."""
-        row = self.db.fetchone("select job_queue_cleanup(%s, %s, %s) as removed", (older_than, batch_size, max_batches))
+        row = self.db.fetchone(
+            QUERIES["cleanup"], {"older_than": older_than, "batch_size": batch_size, "max_batches": max_batches}
+        )
         assert row is not None
         return int(row["removed"])
 
     # -- schedules ---------------------------------------------------------------
-    # Evaluated by `begin_run`; these are the operators' calls.
+    # Evaluated by `begin_invocation`; these are the operators' calls.
 
     def list_schedules(self) -> list[Schedule]:
         """Every schedule, by name, with its next and last run."""
-        rows = self.db.fetchall("select " + _SCHEDULE_COLUMNS + " from job_queue_schedules order by name")
-        return [Schedule(**row) for row in rows]
+        return [Schedule(**row) for row in self.db.fetchall(QUERIES["schedules"], {"name": None})]
 
     def get_schedule(self, name: str) -> Schedule | None:
-        row = self.db.fetchone("select " + _SCHEDULE_COLUMNS + " from job_queue_schedules where name = %s", (name,))
+        row = self.db.fetchone(QUERIES["schedules"], {"name": name})
         return Schedule(**row) if row else None
 
     def save_schedule(
@@ -406,14 +408,20 @@ class Queue:
         Validate `cron` with `cron_problem` first: the table refuses an invalid one.
         """
         row = self.db.fetchone(
-            "select " + _SCHEDULE_COLUMNS + " from job_queue_schedule_save(%s, %s, %s, %s, %s)",
-            (name, task_type, Jsonb(payload) if payload is not None else None, cron, enabled),
+            QUERIES["save_schedule"],
+            {
+                "name": name,
+                "task_type": task_type,
+                "payload": Jsonb(payload) if payload is not None else None,
+                "cron": cron,
+                "enabled": enabled,
+            },
         )
         return Schedule(**row) if row else None
 
     def run_schedule_now(self, name: str) -> Enqueued | None:
         """Enqueue a schedule's job now, deduplicated; its next slot stays. None for an unknown name."""
-        row = self.db.fetchone("select job_id, deduplicated from job_queue_schedule_run_now(%s)", (name,))
+        row = self.db.fetchone(QUERIES["run_schedule_now"], {"name": name})
         return Enqueued(job_id=row["job_id"], deduplicated=row["deduplicated"]) if row else None
 
     def cron_problem(self, cron: str) -> str | None:
@@ -421,21 +429,21 @@ class Queue:
 
         The database's `job_queue_cron_next` is the one cron evaluator; Python asks it.
         """
-        row = self.db.fetchone("select job_queue_cron_problem(%s) as problem", (cron,))
+        row = self.db.fetchone(QUERIES["cron_problem"], {"cron": cron})
         assert row is not None
         problem: str | None = row["problem"]
         return problem
 
     def cron_next(self, cron: str, after: datetime) -> datetime:
         """The first slot of `cron` strictly after `after` (UTC)."""
-        row = self.db.fetchone("select job_queue_cron_next(%s, %s) as next", (cron, after))
+        row = self.db.fetchone(QUERIES["cron_next"], {"cron": cron, "after": after})
         assert row is not None
         slot: datetime = row["next"]
         return slot
 
     # -- what operators read ---------------------------------------------------
-    # Appended for the admin endpoints and the operator CLI: listing, one job in
-    # full, and the health snapshot.
+    # For the admin endpoints and the operator CLI: listing, one job in full,
+    # and the health report.
 
     def list_jobs(
         self,
@@ -445,23 +453,9 @@ class Queue:
         limit: int = 50,
         after: JobCursor | None = None,
     ) -> JobPage:
-        """Jobs newest first, optionally of one status and/or task type, after a keyset cursor.
-
-        Served by the index on (created_at desc, id desc), filtered as it is
-        walked; failed and cancelled jobs by a partial index of their own (see
-        the throughput migration). The unnamed statement is planned with its
-        actual parameters, so the `is null or` arms fold away before planning.
-        """
+        """Jobs newest first, optionally of one status and/or task type, after a keyset cursor."""
         rows = self.db.fetchall(
-            "select id, task_type, status, payload, attempts, max_attempts, left(last_error, 500) as last_error,"
-            " run_at, created_at, updated_at, completed_at"
-            " from job_queue"
-            " where (%(status)s::text is null or status = %(status)s::text)"
-            " and (%(task_type)s::text is null or task_type = %(task_type)s::text)"
-            " and (%(after_created_at)s::timestamptz is null"
-            "      or (created_at, id) < (%(after_created_at)s::timestamptz, %(after_id)s::uuid))"
-            " order by created_at desc, id desc"
-            " limit %(limit)s",
+            QUERIES["list_jobs"],
             {
                 "status": status,
                 "task_type": task_type,
@@ -478,31 +472,19 @@ class Queue:
 
     def get_job(self, job_id: UUID) -> JobDetailJson | None:
         """One job in full, or None when no job has this id."""
-        row = self.db.fetchone(
-            "select id, task_type, status, payload, output, attempts, max_attempts, last_error, dedupe_key,"
-            " run_at, created_at, updated_at, completed_at, locked_at, lease_expires_at"
-            " from job_queue where id = %s",
-            (job_id,),
-        )
+        row = self.db.fetchone(QUERIES["get_job"], {"id": job_id})
         from lib.job_views import JobDetailJson  # the admin's view: kept off the worker's import path
 
         return JobDetailJson.model_validate(row) if row else None
 
-    def health_snapshot(self, recent: int = 10) -> HealthSnapshot:
-        """Counts, ages and recent history in one round trip (`job_queue_health_snapshot`)."""
-        row = self.db.fetchone("select * from job_queue_health_snapshot(%s)", (recent,))
-        assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
-        return HealthSnapshot(**row)
-
     def health(
         self, recent: int, overdue_after_seconds: float, list_limit: int
     ) -> tuple[HealthSnapshot, HealthDetails]:
-        """The snapshot and the dashboard's bounded lists (`job_queue_health_details`), in one round trip."""
+        """Counts, ages and recent history (`job_queue_health_snapshot`) and the dashboard's bounded lists
+        (`job_queue_health_details`), in one round trip."""
         row = self.db.fetchone(
-            "select h.*, d.stuck as details_stuck, d.overdue as details_overdue, d.schedules as details_schedules,"
-            " d.last_sync_run as details_last_sync_run"
-            " from job_queue_health_snapshot(%s) h cross join job_queue_health_details(%s, %s) d",
-            (recent, overdue_after_seconds, list_limit),
+            QUERIES["health"],
+            {"recent": recent, "overdue_after_seconds": overdue_after_seconds, "list_limit": list_limit},
         )
         assert row is not None, "job_queue_settings has lost its row; re-run the migrations"
         details = HealthDetails(
@@ -512,11 +494,6 @@ class Queue:
             last_sync_run=row.pop("details_last_sync_run"),
         )
         return HealthSnapshot(**row), details
-
-
-_SCHEDULE_COLUMNS: Final = (
-    "name, task_type, payload, cron, enabled, next_run_at, last_enqueued_at, last_job_id, created_at, updated_at"
-)
 
 
 class Schedule(NamedTuple):

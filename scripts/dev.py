@@ -52,6 +52,7 @@ if __package__ in (None, ""):  # run as `python scripts/dev.py`: make `lib` and 
 
     require_dev_environment("scripts/dev.py")  # a clear message, not a ModuleNotFoundError, outside .venv
 
+from lib.sql import load_queries
 from scripts.devserver.banner import AdminToken, render_banner
 from scripts.devserver.cron import (
     CronEntry,
@@ -65,6 +66,8 @@ from scripts.devserver.cron import (
 from scripts.devserver.database import DevDatabase, open_dev_database
 from scripts.devserver.routes import DevHttpServer, RouteTable
 from scripts.devserver.secrets import admin_access_token, load_local_secrets
+
+QUERIES = load_queries(__file__, "dev.sql")
 
 ROOT = Path(__file__).resolve().parent.parent
 ONCE_TASKS = (
@@ -234,10 +237,7 @@ def summarize_once(results: list[dict[str, Any]], conninfo: str) -> int:
         final[result["id"]] = result  # the last result of each job is its state now
     with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row, prepare_threshold=None) as conn:
         outputs = {
-            str(r["id"]): r["output"]
-            for r in conn.execute(
-                "select id, output from job_queue where id = any(%s::uuid[])", (list(final),)
-            ).fetchall()
+            str(r["id"]): r["output"] for r in conn.execute(QUERIES["job_outputs"], {"ids": list(final)}).fetchall()
         }
     failed = 0
     for job_id, result in final.items():

@@ -48,7 +48,8 @@ if __package__ in (None, ""):  # run as `python scripts/jobs.py`: make `lib` imp
 
 
 from lib.db import Database, connect
-from lib.errors import ApiError, ConfigurationError
+from lib.endpoints.worker import RunParams
+from lib.errors import ConfigurationError, DatabaseError
 from lib.job_status import JobStatus
 from lib.jobs.registry import PayloadRejected, TaskRegistry, default_registry, stored_payload
 from lib.queue import Queue, Schedule
@@ -229,8 +230,9 @@ def cmd_enqueue(db: Database, settings: Settings, args: argparse.Namespace) -> O
 def cmd_run(db: Database, settings: Settings, args: argparse.Namespace) -> Outcome:
     # The worker's JSON log lines go to stderr, keeping stdout for the result.
     with contextlib.redirect_stdout(sys.stderr):
-        report = Worker(db, settings, registry=args.registry).run(
-            limit=args.limit, force=args.force, trigger_source="cli"
+        params = RunParams.model_validate({"limit": args.limit, "force": args.force})  # the endpoint's limits
+        report = Worker(db, settings, registry=args.registry).drain(
+            limit=params.limit, force=params.force, trigger_source="cli"
         )
     body = report.to_json()
     if report.status == "paused":
@@ -579,10 +581,8 @@ def main(argv: Sequence[str] | None = None, registry: TaskRegistry = default_reg
                     reload_settings()
     except CliError as exc:
         _fail(str(exc), exc.code, args.json)
-    except ConfigurationError as exc:
+    except (ConfigurationError, DatabaseError) as exc:  # a setting missing; the database unreachable, timing out
         _fail(str(exc), EXIT_UNAVAILABLE, args.json)
-    except ApiError as exc:  # DATABASE_URL unset, database unreachable or timing out
-        _fail(exc.message, EXIT_UNAVAILABLE, args.json)
     try:
         print(json.dumps(to_plain(result), indent=2) if args.json else text, flush=True)
     except BrokenPipeError:  # `jobs.py status | head`: the reader left; that is not an error

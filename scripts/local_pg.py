@@ -18,7 +18,10 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from lib.sql import load_queries
 from scripts.migrate import apply_migrations
+
+QUERIES = load_queries(__file__, "local_pg.sql")
 
 
 def start_embedded(data_dir: Path, *, keep: bool) -> object:
@@ -60,14 +63,14 @@ def create_database(admin_conninfo: str, prefix: str = "jobs") -> str:
     """Create an empty database with a unique name; return its conninfo."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL(QUERIES["create_database"]).format(name=sql.Identifier(name)))
     return database_conninfo(admin_conninfo, name)
 
 
 def drop_database(admin_conninfo: str, conninfo: str) -> None:
     name = psycopg.conninfo.conninfo_to_dict(conninfo)["dbname"]
     with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(str(name))))
+        conn.execute(sql.SQL(QUERIES["drop_database"]).format(name=sql.Identifier(str(name))))
 
 
 @contextmanager

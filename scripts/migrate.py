@@ -30,36 +30,16 @@ from pathlib import Path
 
 import psycopg
 
+if __package__ in (None, ""):  # run as `python scripts/migrate.py`: make `lib` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lib.sql import load_queries
+
+QUERIES = load_queries(__file__, "migrate.sql")
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "supabase" / "migrations"
 
 # A fixed key for pg_advisory_xact_lock, so concurrent migrators take turns.
 _MIGRATION_LOCK_KEY = 7_310_512_000_001
-
-_SUPABASE_COMPATIBILITY = """
-do $compat$
-declare
-    r text;
-begin
-    foreach r in array array['anon', 'authenticated', 'service_role'] loop
-        if not exists (select from pg_roles where rolname = r) then
-            -- Roles are cluster-wide: two databases migrated at once may race to
-            -- create one, so a duplicate here is expected and harmless.
-            begin
-                execute format('create role %I nologin noinherit', r);
-            exception when duplicate_object or unique_violation then null;
-            end;
-        end if;
-    end loop;
-end
-$compat$;
-create schema if not exists auth;
-create schema if not exists supabase_migrations;
-create table if not exists supabase_migrations.schema_migrations (
-    version text primary key,
-    statements text[],
-    name text
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -98,8 +78,8 @@ def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
 def ensure_supabase_compatibility(conn: psycopg.Connection) -> None:
     """Create the Supabase roles and schemas the migrations expect, where missing."""
     with conn.transaction():
-        conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
-        conn.execute(_SUPABASE_COMPATIBILITY.encode())
+        conn.execute(QUERIES["lock"], {"key": _MIGRATION_LOCK_KEY})
+        conn.execute(QUERIES["supabase_compatibility"].encode())  # bytes: a script, no client-side placeholders
 
 
 class MigrationHistoryError(Exception):
@@ -107,7 +87,7 @@ class MigrationHistoryError(Exception):
 
 
 def applied_versions(conn: psycopg.Connection) -> set[str]:
-    rows = conn.execute("select version from supabase_migrations.schema_migrations").fetchall()
+    rows = conn.execute(QUERIES["applied_versions"]).fetchall()
     return {row[0] for row in rows}
 
 
@@ -117,7 +97,7 @@ def check_history(conn: psycopg.Connection, migrations: Sequence[Migration]) -> 
     Versions we do not have (the app's own migrations, kept in the same table by
     the Supabase CLI) and records without a name are left alone.
     """
-    recorded = dict(conn.execute("select version, name from supabase_migrations.schema_migrations").fetchall())
+    recorded = dict(conn.execute(QUERIES["recorded_migrations"]).fetchall())
     renamed = [
         f"{m.version}: applied as {recorded[m.version]!r}, now {m.name!r}"
         for m in migrations
@@ -149,14 +129,11 @@ def apply_migrations(
         check_history(conn, migrations)
         for migration in migrations:
             with conn.transaction():
-                conn.execute("select pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+                conn.execute(QUERIES["lock"], {"key": _MIGRATION_LOCK_KEY})
                 if migration.version in applied_versions(conn):
                     continue
                 conn.execute(migration.sql.encode())  # bytes: no client-side placeholders
-                conn.execute(
-                    "insert into supabase_migrations.schema_migrations (version, name) values (%s, %s)",
-                    (migration.version, migration.name),
-                )
+                conn.execute(QUERIES["record_migration"], {"version": migration.version, "name": migration.name})
             applied.append(migration)
             if log:
                 print(f"applied {migration.path.name}")

@@ -29,6 +29,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from scripts.local_pg import QUERIES
+
 PG_BIN = Path(os.environ.get("PG_CRON_PG_BIN", "/usr/lib/postgresql/15/bin"))
 PG_CRON_LIBRARY = PG_BIN.parent / "lib" / "pg_cron.so"
 # pg_cron's own database in the cluster: the test drops and recreates it for a clean start.
@@ -148,14 +150,14 @@ def reset_cron_database(admin_url: str) -> str:
     launcher reconnects once the database exists again.
     """
     with psycopg.connect(admin_url, autocommit=True, prepare_threshold=None) as conn:
-        row = conn.execute("select current_setting('cron.database_name', true)").fetchone()
+        row = conn.execute(QUERIES["cron_database_name"]).fetchone()
         name = row[0] if row else None
         if not name:
             raise RuntimeError(f"{admin_url} does not preload pg_cron (cron.database_name is unset)")
         if name == conn.info.dbname:
             raise RuntimeError("connect to a maintenance database, not to cron.database_name itself")
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL(QUERIES["drop_database"]).format(name=sql.Identifier(name)))
+        conn.execute(sql.SQL(QUERIES["create_database"]).format(name=sql.Identifier(name)))
     return make_conninfo(admin_url, dbname=name)
 
 

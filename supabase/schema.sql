@@ -1300,7 +1300,7 @@ AS $function$
 $function$;
 -- privileges: service_role: EXECUTE
 
-CREATE OR REPLACE FUNCTION public.job_queue_release(p_id uuid, p_lease_token uuid DEFAULT NULL::uuid)
+CREATE OR REPLACE FUNCTION public.job_queue_release(p_id uuid, p_lease_token uuid DEFAULT NULL::uuid, p_delay interval DEFAULT NULL::interval)
  RETURNS boolean
  LANGUAGE sql
  SET search_path TO 'public', 'pg_temp'
@@ -1309,6 +1309,7 @@ AS $function$
         update job_queue j
            set status = 'pending',
                attempts = greatest(j.attempts - 1, 0),
+               run_at = case when p_delay is null then j.run_at else now() + p_delay end,
                updated_at = now(),
                locked_at = null,
                lease_token = null,

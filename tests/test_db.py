@@ -7,7 +7,8 @@ import time
 import psycopg
 import pytest
 
-from lib.db import DatabaseUnavailable, close_kept_connections, connect
+from lib.db import close_kept_connections, connect
+from lib.errors import DatabaseUnavailable
 from lib.settings import load_settings
 from tests.support.pg_proxy import pg_proxy
 

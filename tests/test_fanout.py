@@ -188,10 +188,10 @@ def test_admission_counts_the_runs_already_running(db, sql):
         with db.transaction():
             admission = queue.fanout_admit(2, 1, 10, now, timedelta(minutes=5))
             if admission.admitted:
-                queue.begin_run("fanout", 10, False, timedelta(minutes=5))  # left running
+                queue.begin_invocation("fanout", 10, False, timedelta(minutes=5))  # left running
         admitted.append(admission)
     assert [a.admitted for a in admitted] == [True, True, False]
-    assert admitted[2].live_runs == 2
+    assert admitted[2].live_invocations == 2
     assert sql.execute("select job_queue_live_invocations() as n").fetchone()["n"] == 2
 
 

@@ -397,7 +397,7 @@ def test_a_retried_job_resumes_its_run_after_the_last_written_batch(fake, db, sq
     # Two users answer, then the vendor goes down for the ten others: an outage, not ten user failures.
     outage = fake.inject(Fault(status=503, path="scores/get_odl_scores", skip=2))
     job_id = enqueue(db, SYNC, DEFAULT_SYNC)
-    Worker(db, settings).run(limit=1, force=False, trigger_source="test")
+    Worker(db, settings).drain(limit=1, force=False, trigger_source="test")
     assert Queue(db).status_of(job_id) == "pending"
     written = [r["syned_user_id"] for r in sql.execute("select syned_user_id from game_platform_sync_state order by 1")]
     assert written == users[:2]
@@ -437,7 +437,7 @@ def test_bad_credentials_fail_the_job_naming_the_token_variable(fake, db, sql, c
 def test_an_unset_token_hands_the_job_back_with_its_attempt_unspent(fake, db, sql, clean_db, roster):
     settings = platform_settings(clean_db, fake, GAME_PLATFORM_API_TOKEN="")
     job_id = enqueue(db, SYNC, DEFAULT_SYNC)
-    [result] = Worker(db, settings).run(limit=1, force=False, trigger_source="test").results
+    [result] = Worker(db, settings).drain(limit=1, force=False, trigger_source="test").results
     assert (result.status, result.attempts) == ("pending", 0)
     assert result.last_error == (
         "configuration error: GAME_PLATFORM_API_TOKEN is not set: the Game Platform cannot be called."
@@ -571,7 +571,7 @@ def test_a_job_that_handed_its_run_over_writes_nothing_if_run_again(db, sql, cle
     platform, settings = _slow_run(clean_db, sql, users=40)
     try:
         first = enqueue(db, SYNC, DEFAULT_SYNC)
-        Worker(db, settings).run(limit=1, force=False, trigger_source="test")
+        Worker(db, settings).drain(limit=1, force=False, trigger_source="test")
         row = sql.execute("select * from job_queue where id = %s", (first,)).fetchone()
         assert row["output"]["status"] == "continued"
 
@@ -598,7 +598,7 @@ def test_a_new_sync_waits_while_a_run_of_the_same_scope_is_in_progress(db, sql, 
     platform, settings = _slow_run(clean_db, sql, users=40)
     try:
         enqueue(db, SYNC, DEFAULT_SYNC)
-        Worker(db, settings).run(limit=1, force=False, trigger_source="test")
+        Worker(db, settings).drain(limit=1, force=False, trigger_source="test")
         ctx = JobContext(
             job_id=uuid4(),
             task_type=SYNC,

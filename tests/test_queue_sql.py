@@ -530,7 +530,7 @@ def test_a_run_left_open_by_a_killed_worker_is_closed_by_the_next_one(queue, sql
         "insert into job_queue_invocations (trigger_source, started_at)"
         " values ('runner_secret', now() - interval '1 minute')"
     )
-    queue.begin_run("vercel_cron", 5, False, LEASE)
+    queue.begin_invocation("vercel_cron", 5, False, LEASE)
     runs = sql.execute("select trigger_source, status, error from job_queue_invocations order by id").fetchall()
     assert runs[0]["status"] == "failed"
     assert runs[0]["error"].startswith("interrupted")

@@ -213,7 +213,7 @@ def jobs(sql, task_type="noop") -> list[dict[str, Any]]:
 def test_a_due_schedule_enqueues_one_job_and_moves_to_the_next_slot_after_now(queue, sql):
     add_schedule(sql, cron="*/30 * * * *", payload={"a": 1})
     sql.execute("update job_queue_schedules set next_run_at = now() - interval '3 hours'")  # slots were missed
-    run, claimed = queue.begin_run("test", 5, False, LEASE)
+    run, claimed = queue.begin_invocation("test", 5, False, LEASE)
     assert run.scheduled == ("yearly",)
     [job] = jobs(sql)
     assert job["payload"] == {"a": 1}
@@ -224,7 +224,7 @@ def test_a_due_schedule_enqueues_one_job_and_moves_to_the_next_slot_after_now(qu
     assert row["last_job_id"] == job["id"]
     assert row["last_enqueued_at"] is not None
     sql.execute("update job_queue_schedules set next_run_at = now() + interval '1 hour'")  # as if 10:30 were later
-    run, _ = queue.begin_run("test", 5, False, LEASE)
+    run, _ = queue.begin_invocation("test", 5, False, LEASE)
     assert run.scheduled == ()
     assert len(jobs(sql)) == 1
 
@@ -232,14 +232,14 @@ def test_a_due_schedule_enqueues_one_job_and_moves_to_the_next_slot_after_now(qu
 def test_a_paused_queue_still_enqueues_due_schedules_but_claims_nothing(queue, sql):
     add_schedule(sql)
     queue.set_processing(False, "maintenance")
-    run, claimed = queue.begin_run("test", 5, False, LEASE)
+    run, claimed = queue.begin_invocation("test", 5, False, LEASE)
     assert (run.processing_enabled, claimed, run.scheduled) == (False, [], ("yearly",))
     assert [j["status"] for j in jobs(sql)] == ["pending"]
 
 
 def test_a_disabled_schedule_enqueues_nothing(queue, sql):
     add_schedule(sql, enabled=False)
-    run, _ = queue.begin_run("test", 5, False, LEASE)
+    run, _ = queue.begin_invocation("test", 5, False, LEASE)
     assert run.scheduled == ()
     assert jobs(sql) == []
     assert schedule(sql)["last_enqueued_at"] is None
@@ -247,14 +247,14 @@ def test_a_disabled_schedule_enqueues_nothing(queue, sql):
 
 def test_a_schedule_not_yet_due_enqueues_nothing(queue, sql):
     add_schedule(sql, due=False)
-    queue.begin_run("test", 5, False, LEASE)
+    queue.begin_invocation("test", 5, False, LEASE)
     assert jobs(sql) == []
 
 
 def test_a_due_schedule_dedupes_against_a_live_equal_job(queue, sql):
     live = queue.enqueue_unique("noop", {"a": 1}, run_at=datetime.now(UTC) + timedelta(hours=1))
     add_schedule(sql, payload={"a": 1})
-    run, claimed = queue.begin_run("test", 5, False, LEASE)
+    run, claimed = queue.begin_invocation("test", 5, False, LEASE)
     assert run.scheduled == ("yearly",)
     assert claimed == []
     assert [j["id"] for j in jobs(sql)] == [live.job_id]
@@ -265,7 +265,7 @@ def test_a_due_schedule_dedupes_against_a_live_equal_job(queue, sql):
 def test_a_seeded_sync_schedule_dedupes_against_the_trigger_payload(queue, sql):
     live = queue.enqueue_unique("game_platform_sync", SyncRequest().to_payload())
     add_schedule(sql, "sync", task_type="game_platform_sync", payload=SyncRequest().to_payload())
-    queue.begin_run("test", 1, False, LEASE)
+    queue.begin_invocation("test", 1, False, LEASE)
     assert [j["id"] for j in jobs(sql, "game_platform_sync")] == [live.job_id]
 
 
@@ -275,7 +275,7 @@ def test_a_broken_schedule_does_not_stop_the_invocation(queue, sql):
     # A job row the enqueue cannot write (task_type longer than job_queue allows) stands for any failure.
     sql.execute("alter table job_queue add constraint test_refuse check (payload <> '{}'::jsonb) not valid")
     try:
-        run, claimed = queue.begin_run("test", 5, False, LEASE)
+        run, claimed = queue.begin_invocation("test", 5, False, LEASE)
     finally:
         sql.execute("alter table job_queue drop constraint test_refuse")
     assert run.scheduled == ("fine",)
@@ -287,7 +287,7 @@ def test_nothing_due_costs_no_extra_statement(db, sql, clean_db):
     add_schedule(sql, due=False)
     worker = Worker(db, load_settings({"DATABASE_URL": clean_db}))
     before = db.statements
-    worker.run(limit=5, force=False, trigger_source="test")
+    worker.drain(limit=5, force=False, trigger_source="test")
     assert db.statements - before == 2
 
 
@@ -312,7 +312,7 @@ def test_overlapping_invocations_enqueue_a_due_schedule_once(clean_db, sql):
                 with connect(settings) as db:
                     queue = Queue(db)
                     barrier.wait(timeout=30)
-                    run, _ = queue.begin_run("test", 1, True, LEASE)
+                    run, _ = queue.begin_invocation("test", 1, True, LEASE)
                     scheduled.append(run.scheduled)
             except BaseException as exc:
                 errors.append(exc)
@@ -344,7 +344,7 @@ def test_the_cleanup_job_deletes_what_is_older_than_its_payload_says(clean_db, s
     with connect(settings) as db:
         queue = Queue(db)
         default_job = queue.enqueue("job_queue_cleanup", CleanupPayload().to_payload())
-        report = Worker(db, settings).run(limit=1, force=False, trigger_source="test")
+        report = Worker(db, settings).drain(limit=1, force=False, trigger_source="test")
         [result] = report.results
         assert (result.id, result.status) == (str(default_job), "succeeded")
         output = sql.execute("select output from job_queue where id = %s", (default_job,)).fetchone()["output"]
@@ -354,7 +354,7 @@ def test_the_cleanup_job_deletes_what_is_older_than_its_payload_says(clean_db, s
         assert remaining == {"recent", "live", "job_queue_cleanup"}
 
         queue.enqueue("job_queue_cleanup", {"olderThanDays": 7})
-        Worker(db, settings).run(limit=1, force=False, trigger_source="test")
+        Worker(db, settings).drain(limit=1, force=False, trigger_source="test")
         remaining = {r["task_type"] for r in sql.execute("select task_type from job_queue").fetchall()}
         assert "recent" not in remaining
         assert "live" in remaining
@@ -364,7 +364,7 @@ def test_a_cleanup_job_with_a_bad_age_fails_for_good(clean_db):
     settings = load_settings({"DATABASE_URL": clean_db})
     with connect(settings) as db:
         Queue(db).enqueue("job_queue_cleanup", {"olderThanDays": -1})
-        [result] = Worker(db, settings).run(limit=1, force=False, trigger_source="test").results
+        [result] = Worker(db, settings).drain(limit=1, force=False, trigger_source="test").results
     assert result.status == "failed"
     assert "olderThanDays" in (result.last_error or "")
 
@@ -388,10 +388,10 @@ def test_a_repeated_first_statement_evaluates_the_schedules_once(queue, sql):
 
     add_schedule(sql)
     invocation = uuid.uuid4()
-    first, _ = queue.begin_run("test", 5, False, LEASE, invocation)
+    first, _ = queue.begin_invocation("test", 5, False, LEASE, invocation)
     assert first.scheduled == ("yearly",)
     sql.execute("update job_queue_schedules set next_run_at = now() - interval '1 minute'")  # due again, as if later
     JobFactory(sql).stage(None, "succeeded")  # no live copy to dedupe against
-    again, _ = queue.begin_run("test", 5, False, LEASE, invocation)
-    assert (again.run_id, again.scheduled) == (first.run_id, ())
+    again, _ = queue.begin_invocation("test", 5, False, LEASE, invocation)
+    assert (again.invocation_id, again.scheduled) == (first.invocation_id, ())
     assert len(jobs(sql)) == 1

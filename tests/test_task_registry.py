@@ -71,7 +71,7 @@ def test_a_worker_runs_the_registry_it_is_given(db, clean_db, queue) -> None:
         return {"greeting": f"hello {payload.name}"}
 
     job_id = queue.enqueue("greet", {"name": "ops"})
-    report = Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).run(
+    report = Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).drain(
         limit=5, force=False, trigger_source="test"
     )
     assert [(r.id, r.status) for r in report.results] == [(str(job_id), "succeeded")]
@@ -96,7 +96,7 @@ def test_the_example_of_docs_jobs_md_runs(db, clean_db, queue) -> None:
         user = uuid4()
         good = queue.enqueue("send_welcome_email", {"userId": str(user), "language": "de"})
         unknown = queue.enqueue("send_welcome_email", {"userId": str(user), "language": "fr"}, max_attempts=3)
-        Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).run(
+        Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).drain(
             limit=5, force=False, trigger_source="test"
         )
     finally:

@@ -37,7 +37,7 @@ def test_an_invocation_sends_two_statements_whatever_the_number_of_successes(db,
     for i in range(10):
         _enqueue(sql, "noop", 10 - i)
     before = db.statements
-    report = worker.run(limit=10, force=False, trigger_source="test")
+    report = worker.drain(limit=10, force=False, trigger_source="test")
     assert report.succeeded == 10
     assert db.statements - before == 2  # begin (run start + claim), complete (successes + run finish)
     assert sql.execute("select count(*) as n from job_queue where status = 'succeeded'").fetchone()["n"] == 10
@@ -46,7 +46,7 @@ def test_an_invocation_sends_two_statements_whatever_the_number_of_successes(db,
 def test_an_empty_queue_costs_two_statements(db, clean_db, sql):
     worker = _worker(db, clean_db)
     before = db.statements
-    worker.run(limit=10, force=False, trigger_source="test")
+    worker.drain(limit=10, force=False, trigger_source="test")
     assert db.statements - before == 2
     run = sql.execute("select status, claimed, processed from job_queue_invocations").fetchone()
     assert run == {"status": "completed", "claimed": 0, "processed": 0}
@@ -57,7 +57,7 @@ def test_a_paused_queue_costs_one_statement_and_records_the_run(db, clean_db, sq
     _enqueue(sql, "noop", 1)
     sql.execute("select job_queue_set_processing(false, 'upgrade')")
     before = db.statements
-    report = worker.run(limit=10, force=False, trigger_source="test")
+    report = worker.drain(limit=10, force=False, trigger_source="test")
     assert report.status == "paused"
     assert db.statements - before == 1
     run = sql.execute("select status, finished_at is not null as closed from job_queue_invocations").fetchone()
@@ -71,7 +71,7 @@ def test_failures_are_recorded_one_by_one_and_results_keep_their_order(db, clean
     worker = _worker(db, clean_db, TaskSpec("boom", Payload, boom, quick=True))
     ids = [_enqueue(sql, "noop", 3), _enqueue(sql, "boom", 2), _enqueue(sql, "noop", 1)]
     before = db.statements
-    report = worker.run(limit=10, force=False, trigger_source="test")
+    report = worker.drain(limit=10, force=False, trigger_source="test")
     assert [r.id for r in report.results] == [str(i) for i in ids]
     assert [r.status for r in report.results] == ["succeeded", "pending", "succeeded"]
     assert db.statements - before == 3  # begin, the failure, complete with both successes
@@ -88,7 +88,7 @@ def test_a_held_success_of_a_job_cancelled_meanwhile_is_not_recorded(db, clean_d
 
     worker = _worker(db, clean_db, TaskSpec("cancel_first", Payload, cancel_the_first, quick=True))
     second = _enqueue(sql, "cancel_first", 1)
-    report = worker.run(limit=10, force=False, trigger_source="test")
+    report = worker.drain(limit=10, force=False, trigger_source="test")
     statuses = {r.id: (r.status, r.job_status) for r in report.results}
     # The first attempt's success was not recorded: failed for this attempt, the job itself cancelled.
     assert statuses == {str(first): ("failed", "cancelled"), str(second): ("succeeded", None)}
@@ -114,7 +114,7 @@ def test_successes_are_written_once_the_hold_window_passes(db, clean_db, sql):
     )
     _enqueue(sql, "slow", 2)
     _enqueue(sql, "look", 1)
-    worker.run(limit=10, force=False, trigger_source="test")
+    worker.drain(limit=10, force=False, trigger_source="test")
     # By the time the third job ran, the first success had waited past the window and was written.
     assert seen == {"quick": "succeeded"}
 
@@ -127,5 +127,5 @@ def test_payloads_are_decoded_only_when_a_handler_runs(db, clean_db, sql):
 
     worker = _worker(db, clean_db, TaskSpec("record", Payload, record, quick=True))
     sql.execute('select job_queue_enqueue(\'record\', \'{"n": 1, "nested": {"a": [1, 2]}}\'::jsonb, now(), 3)')
-    worker.run(limit=10, force=False, trigger_source="test")
+    worker.drain(limit=10, force=False, trigger_source="test")
     assert decoded == [{"n": 1, "nested": {"a": [1, 2]}}]

@@ -108,8 +108,8 @@ def test_a_repeated_begin_run_of_a_paused_queue_answers_paused(queue, sql):
     sql.execute("select job_queue_set_processing(false, 'maintenance')")
     _enqueue(sql, "t")
     invocation = uuid.uuid4()
-    first = queue.begin_run("test", 5, False, timedelta(minutes=5), invocation)
-    again = queue.begin_run("test", 5, False, timedelta(minutes=5), invocation)
+    first = queue.begin_invocation("test", 5, False, timedelta(minutes=5), invocation)
+    again = queue.begin_invocation("test", 5, False, timedelta(minutes=5), invocation)
     assert first == again
     assert first[0].processing_enabled is False
     assert first[1] == []
@@ -122,10 +122,10 @@ def test_a_repeated_begin_run_leaves_out_a_job_cancelled_meanwhile(queue, sql):
 
     ids = [_enqueue(sql, "t", seconds_ago=3 - i) for i in range(3)]
     invocation = uuid.uuid4()
-    run, claimed = queue.begin_run("test", 5, False, timedelta(minutes=5), invocation)
+    run, claimed = queue.begin_invocation("test", 5, False, timedelta(minutes=5), invocation)
     assert [str(j.id) for j in claimed] == ids
     queue.cancel(claimed[1].id)
-    again_run, again = queue.begin_run("test", 5, False, timedelta(minutes=5), invocation)
+    again_run, again = queue.begin_invocation("test", 5, False, timedelta(minutes=5), invocation)
     assert again_run == run
     assert [j.id for j in again] == [claimed[0].id, claimed[2].id]
     assert [j.lease_token for j in again] == [claimed[0].lease_token, claimed[2].lease_token]
@@ -286,7 +286,7 @@ def test_held_successes_are_written_before_a_job_that_is_not_quick(db, clean_db,
     for i in range(3):
         _enqueue(sql, "quick", seconds_ago=10 - i)
     _enqueue(sql, "long")
-    report = Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).run(
+    report = Worker(db, load_settings({"DATABASE_URL": clean_db}), registry=registry).drain(
         limit=10, force=False, trigger_source="test"
     )
     assert report.succeeded == 4
@@ -319,7 +319,7 @@ def test_held_successes_survive_the_loss_of_the_connection_mid_job(clean_db, dir
     ids += [_enqueue(sql, "quick", seconds_ago=3 - i) for i in range(3)]
     close_kept_connections()
     with connect(settings) as db:
-        report = Worker(db, settings, registry=registry).run(limit=10, force=False, trigger_source="test")
+        report = Worker(db, settings, registry=registry).drain(limit=10, force=False, trigger_source="test")
         assert db.reconnects == 1
     close_kept_connections()
     assert report.succeeded == 7

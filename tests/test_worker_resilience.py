@@ -226,7 +226,8 @@ def test_malformed_variable_is_named_and_never_crashes(worker_api, app_env, monk
 
 
 def test_slow_statement_is_cancelled_by_the_client_side_timeout(clean_db):
-    from lib.db import StatementTimeout, connect
+    from lib.db import connect
+    from lib.errors import StatementTimeout
     from lib.settings import load_settings
 
     settings = load_settings({"DATABASE_URL": clean_db, "DB_STATEMENT_TIMEOUT_SECONDS": "0.5"})

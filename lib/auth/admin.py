@@ -43,11 +43,14 @@ from uuid import UUID
 
 from lib.auth.runner import bearer_token
 from lib.db import Database, connect
-from lib.errors import Forbidden, ServerMisconfigured, ServiceUnavailable, Unauthorized
+from lib.errors import ConfigurationError, Forbidden, ServiceUnavailable, Unauthorized
 from lib.http import Request
 from lib.json_input import parse_json
 from lib.observability import log
 from lib.settings import Settings, secret_value
+from lib.sql import load_queries
+
+QUERIES = load_queries(__file__, "admin.sql")
 
 if TYPE_CHECKING:
     import httpx
@@ -240,7 +243,7 @@ def verify_access_token(token: str, settings: Settings, *, source: str = "bearer
         return SessionUser(_user_id(claims), "hs256", source)
 
     if not settings.supabase_url:
-        raise ServerMisconfigured(
+        raise ConfigurationError(
             "Admin sessions cannot be verified: set SUPABASE_JWT_SECRET, or SUPABASE_URL and SUPABASE_ANON_KEY."
         )
     # Reject what Supabase would reject anyway without a round trip to it.
@@ -411,7 +414,7 @@ class _SupabaseAuthCache:
 
         anon_key = secret_value(settings.supabase_anon_key)
         if not anon_key:
-            raise ServerMisconfigured(
+            raise ConfigurationError(
                 "SUPABASE_ANON_KEY is not set: Supabase Auth cannot be asked to verify admin sessions."
             )
         headers = {"apikey": anon_key, "authorization": f"Bearer {token}", "accept": "application/json"}
@@ -473,7 +476,7 @@ def authenticate(request: Request, settings: Settings) -> SessionUser:
 
 def authorize_admin(db: Database, user: SessionUser) -> AdminSession:
     """Admit `user` if their profile's role is `admin`: 401 without a profile, 403 otherwise."""
-    row = db.fetchone("select role from public.profiles where id = %s", (user.user_id,))
+    row = db.fetchone(QUERIES["profile_role"], {"user_id": user.user_id})
     if row is None:
         log("auth.no_profile", "info", user_id=str(user.user_id))
         raise Unauthorized("No profile exists for this user; sign in with an admin account.")

@@ -2,7 +2,7 @@
 
 - `POST /api/admin/jobs/run-worker` `{"limit"?, "force"?}`: one worker invocation
   in this request, answered with the worker's own report (as `/api/jobs/run`) and
-  recorded in the run history with trigger source `admin_manual`.
+  recorded in the invocation history (job_queue_invocations) with trigger source `admin_manual`.
 - `GET  /api/admin/jobs/create`: the registered task types, each with its payload's
   JSON schema and default payload, for the page's task type picker.
 - `POST /api/admin/jobs/create` `{"taskType", "payload"?, "runAt"?, "maxAttempts"?}`:
@@ -61,7 +61,7 @@ def run_worker(request: Request) -> Response:
     with admin_connection(request, settings) as (db, admin):
         params = request.input(RunParams)
         log("admin.worker_run_requested", limit=params.limit, force=params.force, user_id=str(admin.user_id))
-        report = Worker(db, admin_worker_settings(settings), registry=request.registry).run(
+        report = Worker(db, admin_worker_settings(settings), registry=request.registry).drain(
             limit=params.limit, force=params.force, trigger_source=ADMIN_TRIGGER_SOURCE, started_at=received_at
         )
     body = report.to_json()

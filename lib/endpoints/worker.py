@@ -31,7 +31,7 @@ class RunParams(BaseModel):
 
 
 class JobOutcome(CamelModel):
-    """One claimed job: its status after this run."""
+    """One claimed job: its status after this invocation."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -100,7 +100,7 @@ def run_jobs(request: Request) -> Response:
             return start_follow_ups(url_settings, chain, count, limit)
 
     with connect(settings) as db:
-        report = Worker(db, settings, registry=request.registry, follow_ups=follow_ups).run(
+        report = Worker(db, settings, registry=request.registry, follow_ups=follow_ups).drain(
             limit=params.limit,
             force=params.force,
             trigger_source="fanout" if params.chain else trigger_source(request, credential),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from lib.errors import JobNotConfigured, RetryJobLater
 from lib.game_platform.client import GamePlatformClient
 from lib.game_platform.errors import (
     DeadlineReached,
@@ -29,7 +30,7 @@ from lib.game_platform.errors import (
 )
 from lib.game_platform.fetching import Budget, Drain, DrainEnd, Fetched, VendorOutage, fetch_in_order
 from lib.game_platform.models import FlashCTFProgressItem, FlashCTFProgressResponse, ODLScoresResponse
-from lib.jobs.context import JobContext, JobNotConfigured, RetryJobLater
+from lib.jobs.context import JobContext
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Fetched)

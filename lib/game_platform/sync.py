@@ -50,6 +50,7 @@ from uuid import UUID
 
 from pydantic import Field
 
+from lib.errors import PermanentJobError
 from lib.game_platform.errors import (
     DeadlineReached,
     GamePlatformAuthError,
@@ -76,7 +77,7 @@ from lib.game_platform.store import (
     TeamMember,
     TeamMemberMark,
 )
-from lib.jobs.context import JobContext, PermanentJobError, describe
+from lib.jobs.context import JobContext, describe
 from lib.jobs.registry import TaskSpec
 from lib.observability import log
 

@@ -8,10 +8,12 @@
 
 docs/jobs.md ("Adding a job type") has a working example; `lib.jobs.registry`
 explains lazy registration (`register_module`), `lib.jobs.context` what a handler
-may raise. Importing this package loads neither httpx nor a handler module.
+may raise (the exceptions themselves live in `lib.errors`, "job control").
+Importing this package loads neither httpx nor a handler module.
 """
 
-from lib.jobs.context import JobContext, JobNotConfigured, PermanentJobError, RetryJobLater
+from lib.errors import JobNotConfigured, PermanentJobError, RetryJobLater
+from lib.jobs.context import JobContext
 from lib.jobs.registry import (
     PayloadRejected,
     TaskRegistry,

@@ -2,7 +2,7 @@
 
 A handler is `handle(ctx, payload) -> output`: `payload` is the job's payload
 already validated by the task's pydantic model, `output` a JSON-able value
-stored on the job. To fail, it raises:
+stored on the job. To fail, it raises (lib.errors, "job control"):
 - `PermanentJobError` — retrying cannot help (bad input, a missing record);
 - `RetryJobLater` — retry after the given delay (an upstream `Retry-After`);
 - `JobNotConfigured` — this worker lacks a setting (a vendor token): the job is
@@ -19,32 +19,12 @@ import time
 from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
+from lib.errors import JobNotConfigured, PermanentJobError, RetryJobLater
+
 if TYPE_CHECKING:
     from lib.db import Database
     from lib.queue import Queue
     from lib.settings import Settings
-
-
-class PermanentJobError(Exception):
-    """The job cannot succeed by trying again; it fails for good."""
-
-
-class JobNotConfigured(Exception):
-    """This worker lacks a setting the job needs (a vendor token): a configuration error, not the job's.
-
-    The worker hands the job back unstarted, pending with its attempt not spent,
-    and reports the error (log, Sentry warning, the run's results): a worker that
-    is configured runs it, and no amount of failing here uses up its attempts.
-    Raise it only before the handler has changed anything.
-    """
-
-
-class RetryJobLater(Exception):
-    """The job should be tried again after `retry_in_seconds` (e.g. an upstream Retry-After)."""
-
-    def __init__(self, message: str, retry_in_seconds: float) -> None:
-        super().__init__(message)
-        self.retry_in_seconds = retry_in_seconds
 
 
 class JobContext(NamedTuple):

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from scripts.local_pg import QUERIES as LOCAL_PG_QUERIES
 from scripts.migrate import Migration, apply_migrations
 
 DEV_DATABASE = "jobqueue_dev"
@@ -91,9 +92,9 @@ def start_embedded_server(data_dir: Path) -> Any:
 def ensure_database(admin_conninfo: str, name: str) -> bool:
     """Create database `name` unless it exists; return whether it was created now."""
     with psycopg.connect(admin_conninfo, autocommit=True, prepare_threshold=None) as conn:
-        if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+        if conn.execute(LOCAL_PG_QUERIES["database_exists"], {"name": name}).fetchone():
             return False
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+        conn.execute(sql.SQL(LOCAL_PG_QUERIES["create_database"]).format(name=sql.Identifier(name)))
     return True
 
 

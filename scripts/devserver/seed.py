@@ -15,8 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import sql
 
+from lib.sql import load_queries
 from sandbox.game_platform import Dataset
+
+QUERIES = load_queries(__file__, "seed.sql")
 
 _NAMESPACE = uuid.UUID("5b0c3c1e-63f6-4b8e-9d0e-0a1b2c3d4e5f")
 SEEDED_MARK = "scripts/dev.py: demo data seeded"
@@ -40,9 +44,7 @@ def demo_id(kind: str, key: str) -> uuid.UUID:
 
 def is_seeded(conninfo: str) -> bool:
     with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
-        row = conn.execute(
-            "select shobj_description(oid, 'pg_database') from pg_database where datname = current_database()"
-        ).fetchone()
+        row = conn.execute(QUERIES["seeded_mark"]).fetchone()
     return bool(row and row[0] == SEEDED_MARK)
 
 
@@ -66,75 +68,68 @@ def seed_demo_data(conninfo: str, dataset: Dataset) -> SeedSummary:
             members[coach_teams[index % len(coach_teams)]].append(user.syned_user_id)
 
     with psycopg.connect(conninfo, prepare_threshold=None) as conn, conn.transaction():
-        conn.execute(
-            "insert into profiles (id, role, is_approved, first_name, last_name, email)"
-            " values (%s, 'admin', true, 'Dev', 'Admin', %s) on conflict (id) do nothing",
-            (ADMIN_ID, ADMIN_EMAIL),
-        )
+        conn.execute(QUERIES["insert_admin"], {"id": ADMIN_ID, "email": ADMIN_EMAIL})
         for coach in coaches:
             conn.execute(
-                "insert into profiles (id, role, is_approved, game_platform_user_id, first_name, last_name, email)"
-                " values (%s, 'coach', true, %s, %s, %s, %s) on conflict (id) do nothing",
-                (
-                    demo_id("coach", coach.syned_user_id),
-                    coach.syned_user_id,
-                    coach.first_name,
-                    coach.last_name,
-                    coach.email,
-                ),
+                QUERIES["insert_coach"],
+                {
+                    "id": demo_id("coach", coach.syned_user_id),
+                    "game_platform_user_id": coach.syned_user_id,
+                    "first_name": coach.first_name,
+                    "last_name": coach.last_name,
+                    "email": coach.email,
+                },
             )
         for user in competitors:
             conn.execute(
-                "insert into competitors (id, coach_id, first_name, last_name, email, game_platform_id)"
-                " values (%s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
-                (
-                    demo_id("competitor", user.syned_user_id),
-                    demo_id("coach", user.coach_syned_user_id or ""),
-                    user.first_name,
-                    user.last_name,
-                    user.email,
-                    user.syned_user_id,
-                ),
+                QUERIES["insert_competitor"],
+                {
+                    "id": demo_id("competitor", user.syned_user_id),
+                    "coach_id": demo_id("coach", user.coach_syned_user_id or ""),
+                    "first_name": user.first_name,
+                    "last_name": user.last_name,
+                    "email": user.email,
+                    "game_platform_id": user.syned_user_id,
+                },
             )
         # Two competitors not on the platform yet: the sync leaves them alone.
         unlinked = [("Newcomer", "One"), ("Newcomer", "Two")]
         for number, (first, last) in enumerate(unlinked):
             conn.execute(
-                "insert into competitors (id, coach_id, first_name, last_name, email)"
-                " values (%s, %s, %s, %s, %s) on conflict (id) do nothing",
-                (
-                    demo_id("competitor", f"unlinked-{number}"),
-                    demo_id("coach", coaches[0].syned_user_id) if coaches else None,
-                    first,
-                    last,
-                    f"newcomer{number + 1}@example.test",
-                ),
+                QUERIES["insert_competitor"],
+                {
+                    "id": demo_id("competitor", f"unlinked-{number}"),
+                    "coach_id": demo_id("coach", coaches[0].syned_user_id) if coaches else None,
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"newcomer{number + 1}@example.test",
+                    "game_platform_id": None,
+                },
             )
         for team in teams:
             conn.execute(
-                "insert into teams (id, coach_id, name, division, affiliation, game_platform_id)"
-                " values (%s, %s, %s, %s, %s, %s) on conflict (id) do nothing",
-                (
-                    demo_id("team", team.syned_team_id),
-                    demo_id("coach", team.coach_syned_user_id),
-                    team.name,
-                    team.division,
-                    team.affiliation,
-                    team.syned_team_id,
-                ),
+                QUERIES["insert_team"],
+                {
+                    "id": demo_id("team", team.syned_team_id),
+                    "coach_id": demo_id("coach", team.coach_syned_user_id),
+                    "name": team.name,
+                    "division": team.division,
+                    "affiliation": team.affiliation,
+                    "game_platform_id": team.syned_team_id,
+                },
             )
         member_rows = 0
         for team_id, user_ids in members.items():
             for user_id in user_ids:
                 conn.execute(
-                    "insert into team_members (team_id, competitor_id) values (%s, %s)"
-                    " on conflict (team_id, competitor_id) do nothing",
-                    (demo_id("team", team_id), demo_id("competitor", user_id)),
+                    QUERIES["insert_team_member"],
+                    {"team_id": demo_id("team", team_id), "competitor_id": demo_id("competitor", user_id)},
                 )
                 member_rows += 1
-        conn.execute(
-            f"do $$ begin execute format('comment on database %I is %L', current_database(), '{SEEDED_MARK}'); end $$"
+        mark = sql.SQL(QUERIES["mark_seeded"]).format(
+            database=sql.Identifier(conn.info.dbname), mark=sql.Literal(SEEDED_MARK)
         )
+        conn.execute(mark)
     return SeedSummary(
         admin_id=ADMIN_ID,
         coaches=len(coaches),
@@ -148,9 +143,7 @@ def seed_demo_data(conninfo: str, dataset: Dataset) -> SeedSummary:
 def find_admin(conninfo: str) -> tuple[uuid.UUID, str | None] | None:
     """An admin profile to mint a local access token for: the seeded one first."""
     with psycopg.connect(conninfo, autocommit=True, prepare_threshold=None) as conn:
-        row = conn.execute(
-            "select id, email from profiles where role = 'admin' order by (id = %s) desc, id limit 1", (ADMIN_ID,)
-        ).fetchone()
+        row = conn.execute(QUERIES["find_admin"], {"preferred": ADMIN_ID}).fetchone()
     return (row[0], row[1]) if row else None
 
 

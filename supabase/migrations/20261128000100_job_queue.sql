@@ -443,10 +443,14 @@ as $$
     returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error
 $$;
 
--- Hands a claimed but never started job back: pending again, the attempt not counted.
+-- Hands a claimed but never started job back: pending again, the attempt not
+-- counted, due `p_delay` from now (null: as it was). The worker hands back a job
+-- it lacks a setting for (JobNotConfigured) a minute later when it may fan out,
+-- so that a follow-up does not claim it again at once (lib/worker.py).
 create or replace function public.job_queue_release(
     p_id uuid,
-    p_lease_token uuid default null
+    p_lease_token uuid default null,
+    p_delay interval default null
 )
 returns boolean
 language sql
@@ -456,6 +460,7 @@ as $$
         update job_queue j
            set status = 'pending',
                attempts = greatest(j.attempts - 1, 0),
+               run_at = case when p_delay is null then j.run_at else now() + p_delay end,
                updated_at = now(),
                locked_at = null,
                lease_token = null,

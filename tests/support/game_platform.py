@@ -77,7 +77,7 @@ def drain_queue(db: Database, settings: Settings, *, max_rounds: int = 50) -> li
     worker = Worker(db, settings)
     finished: list[dict[str, Any]] = []
     for _ in range(max_rounds):
-        report = worker.run(limit=1, force=False, trigger_source="test")
+        report = worker.drain(limit=1, force=False, trigger_source="test")
         if not report.results:
             return finished
         for result in report.results:

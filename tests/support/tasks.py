@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from lib.jobs.context import JobContext, PermanentJobError, RetryJobLater
+from lib.errors import PermanentJobError, RetryJobLater
+from lib.jobs.context import JobContext
 from lib.jobs.registry import TaskRegistry, TaskSpec, builtin_registry
 
 

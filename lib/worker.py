@@ -429,14 +429,7 @@ class Worker:
         released = completer.hand_back(job, delay)
         status = "pending" if released else (self.queue.status_of(job.id) or "deleted")
         log("job.not_configured", "warning", **_fields(job), error=error, handed_back=released)
-        capture_job_failure(
-            outcome.error,
-            job_id=str(job.id),
-            task_type=job.task_type,
-            attempts=job.attempts,
-            max_attempts=job.max_attempts,
-            permanent=False,
-        )
+        _capture(job, outcome.error, permanent=False)
         attempts = job.attempts - 1 if released else job.attempts
         return JobResult(str(job.id), job.task_type, status, attempts, error, None, outcome.duration_ms)
 
@@ -493,14 +486,7 @@ class Worker:
                 retry_at=None if permanent else state.run_at.isoformat(),
                 stack=_stack(failure.error),
             )
-            capture_job_failure(
-                failure.error,
-                job_id=str(job.id),
-                task_type=job.task_type,
-                attempts=job.attempts,
-                max_attempts=job.max_attempts,
-                permanent=permanent,
-            )
+            _capture(job, failure.error, permanent=permanent)
         return JobResult(
             id=str(job.id),
             task_type=job.task_type,
@@ -520,6 +506,18 @@ def _storable_output(output: Any) -> str:
         # Permanent: the same code on the same input returns the same value, so a
         # retry would only repeat the job's work to fail the same way.
         raise PermanentJobError(f"output is not storable as JSON: {exc}") from None
+
+
+def _capture(job: ClaimedJob, error: BaseException, *, permanent: bool) -> None:
+    """Report a job's failure to Sentry with its tags and extras (lib.observability)."""
+    capture_job_failure(
+        error,
+        job_id=str(job.id),
+        task_type=job.task_type,
+        attempts=job.attempts,
+        max_attempts=job.max_attempts,
+        permanent=permanent,
+    )
 
 
 def _stack(exc: BaseException) -> str | None:

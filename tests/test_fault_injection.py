@@ -170,7 +170,7 @@ def test_a_lost_reply_to_the_first_statement_strands_nothing(tmp_path, clean_db)
             worker = drill.start_worker()
             job_ids = _enqueue(clean_db, [("test_noop", {})] * (4 * ROUNDS))
             for _ in range(ROUNDS):
-                proxy.drop_next_reply()  # the kept connection's next statement: begin_run
+                proxy.drop_next_reply()  # the kept connection's next statement: begin_invocation
                 invocation = drill.invoke(worker, limit=4)
                 assert invocation.outcome == "ok"
                 assert invocation.body["processed"] == 4

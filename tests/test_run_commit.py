@@ -9,7 +9,7 @@ def _setting(conn: psycopg.Connection) -> str:
     return conn.execute("select current_setting('synchronous_commit') as v").fetchone()["v"]
 
 
-def test_begin_and_complete_run_commit_asynchronously_and_leave_the_session_as_it_was(sql):
+def test_begin_and_complete_invocation_commit_asynchronously_and_leave_the_session_as_it_was(sql):
     assert _setting(sql) == "on"
     with sql.transaction():
         run_id = sql.execute("select invocation_id from job_queue_begin_invocation('test', 10)").fetchone()[

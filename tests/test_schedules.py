@@ -383,7 +383,7 @@ def test_the_worker_endpoint_names_the_schedules_it_enqueued_even_while_paused(w
 
 
 def test_a_repeated_first_statement_evaluates_the_schedules_once(queue, sql):
-    """A begin_run re-sent with the same invocation id (its reply was lost) answers the first call: nothing enqueued."""
+    """A begin_invocation re-sent with its idempotency key (reply lost) answers the first call: nothing enqueued."""
     import uuid
 
     add_schedule(sql)

@@ -81,13 +81,15 @@ def test_an_unstorable_output_fails_its_job_alone_and_the_others_succeed(worker_
 # -- 5. a lost reply to the first statement is not re-sent blindly ---------------------------
 
 
-def test_a_lost_reply_to_begin_run_strands_no_job(app_env, test_tasks, serve, sql, clean_db, no_kept_connections):
+def test_a_lost_reply_to_begin_invocation_strands_no_job(
+    app_env, test_tasks, serve, sql, clean_db, no_kept_connections
+):
     with pg_proxy(clean_db) as proxy:
         app_env(DATABASE_URL=proxy.conninfo)
         worker = serve("api/jobs/run.py")
         assert worker.request("POST", headers=runner_headers()).json["processed"] == 0  # keeps its connection
         jobs = [_enqueue(sql, "test_noop", seconds_ago=10 - i) for i in range(8)]
-        proxy.drop_next_reply()  # begin_run runs on the server; its reply never arrives
+        proxy.drop_next_reply()  # begin_invocation runs on the server; its reply never arrives
         body = worker.request("POST", body={"limit": 5}, headers=runner_headers()).json
         assert proxy.replies_dropped == 1
     assert body["processed"] == 5
@@ -101,7 +103,7 @@ def test_a_lost_reply_to_begin_run_strands_no_job(app_env, test_tasks, serve, sq
     assert set(recorder.runs.values()) == {1}
 
 
-def test_a_repeated_begin_run_of_a_paused_queue_answers_paused(queue, sql):
+def test_a_repeated_begin_invocation_of_a_paused_queue_answers_paused(queue, sql):
     import uuid
     from datetime import timedelta
 
@@ -116,7 +118,7 @@ def test_a_repeated_begin_run_of_a_paused_queue_answers_paused(queue, sql):
     assert sql.execute("select count(*) as n from job_queue_invocations").fetchone()["n"] == 1
 
 
-def test_a_repeated_begin_run_leaves_out_a_job_cancelled_meanwhile(queue, sql):
+def test_a_repeated_begin_invocation_leaves_out_a_job_cancelled_meanwhile(queue, sql):
     import uuid
     from datetime import timedelta
 

@@ -7,9 +7,11 @@ alternating, and the median wall time (interpreter start included) is reported.
 
 Bytecode: the children write and read their .pyc files under a private
 PYTHONPYCACHEPREFIX, warmed up before timing, so both sides start from cached
-bytecode. The floor plus `from pydantic import BaseModel, ...` is timed
-alongside, for reference: the spec puts pydantic on the request path, so what
-lies above that line is the project's own cost. A second pass drops the cached
+bytecode. Two references are timed alongside: the floor plus `from pydantic
+import BaseModel, ...`, and the floor plus that import and one model defined
+and validated (the first model built imports the rest of pydantic's schema
+machinery). The spec puts pydantic on the request path (settings, input and
+response checks), so what lies above the second line is the project's own cost. A second pass drops the cached
 bytecode of the project's own files (a deployment that ships no .pyc for them)
 to show what compiling them costs. Then `python -X importtime` names, per
 package and per module, what the target imports beyond the floor.
@@ -32,6 +34,11 @@ FLOOR = "import psycopg, http.server"
 # The floor plus pydantic's model machinery (pydantic imports its parts lazily), which the spec puts on the
 # request path (settings and input validation): what is left above it is the project's own import cost.
 FLOOR_PYDANTIC = "import psycopg, http.server; from pydantic import BaseModel, Field, SecretStr, ValidationError"
+# ... and one model built and used, as any request of the bundle does (settings, input, response).
+FLOOR_PYDANTIC_MODEL = (
+    FLOOR_PYDANTIC + "\nclass M(BaseModel):\n    x: int = Field(default=1, ge=0)\nM.model_validate({'x': 2})"
+)
+GOAL = 1.25
 TARGET = f"""
 import importlib.util, sys
 sys.path.insert(0, {str(ROOT)!r})
@@ -93,10 +100,12 @@ def measure_cold_start(*, repetitions: int, report: Report) -> None:
     try:
         warm_env = _env(prefix, write_bytecode=True)
         for _ in range(2):  # write every .pyc once
-            for code in (FLOOR, FLOOR_PYDANTIC, TARGET):
+            for code in (FLOOR, FLOOR_PYDANTIC, FLOOR_PYDANTIC_MODEL, TARGET):
                 _wall(code, warm_env)
         env = _env(prefix, write_bytecode=False)
-        floor_ms, pydantic_ms, target_ms = _alternate(repetitions, env, (FLOOR, FLOOR_PYDANTIC, TARGET))
+        floor_ms, pydantic_ms, model_ms, target_ms = _alternate(
+            repetitions, env, (FLOOR, FLOOR_PYDANTIC, FLOOR_PYDANTIC_MODEL, TARGET)
+        )
 
         # The project's own bytecode removed (the prefix mirrors absolute source paths).
         shutil.rmtree(prefix / str(ROOT).lstrip("/"), ignore_errors=True)
@@ -108,13 +117,15 @@ def measure_cold_start(*, repetitions: int, report: Report) -> None:
         shutil.rmtree(prefix, ignore_errors=True)
 
     ratio = target_ms / floor_ms
+    source_ratio = target_src_ms / floor_src_ms
     print(
         table(
             [
                 ["floor: import psycopg, http.server", f"{floor_ms:.1f} ms", f"{floor_src_ms:.1f} ms"],
                 ["api/jobs/run.py by path", f"{target_ms:.1f} ms", f"{target_src_ms:.1f} ms"],
-                ["ratio", f"{ratio:.2f}", f"{target_src_ms / floor_src_ms:.2f}"],
-                ["(floor + pydantic, for reference)", f"{pydantic_ms:.1f} ms = {pydantic_ms / floor_ms:.2f}×", ""],
+                ["ratio", f"{ratio:.2f}", f"{source_ratio:.2f}"],
+                ["(floor + pydantic imported)", f"{pydantic_ms:.1f} ms = {pydantic_ms / floor_ms:.2f}×", ""],
+                ["(floor + pydantic, one model built)", f"{model_ms:.1f} ms = {model_ms / floor_ms:.2f}×", ""],
             ],
             ["interpreter importing", "bytecode cached", "project bytecode not cached"],
         )
@@ -133,9 +144,15 @@ def measure_cold_start(*, repetitions: int, report: Report) -> None:
     slowest = sorted(extra.items(), key=lambda item: item[1][0], reverse=True)[:10]
     line("slowest modules by self time: " + ", ".join(f"{name} {t[0] / 1000:.1f} ms" for name, t in slowest))
     report.add(
-        "5. cold start vs floor",
-        f"{target_ms:.0f} ms vs {floor_ms:.0f} ms = {ratio:.2f}× "
-        f"(without project .pyc: {target_src_ms / floor_src_ms:.2f}×)",
-        "≤ 1.5×",
-        ratio <= 1.5,
+        "5. cold start vs floor, project bytecode not cached",
+        f"{target_src_ms:.0f} ms vs {floor_src_ms:.0f} ms = {source_ratio:.2f}× (floor + pydantic with one model: "
+        f"{model_ms / floor_ms:.2f}×)",
+        f"≤ {GOAL}×",
+        source_ratio <= GOAL,
+    )
+    report.add(
+        "5. cold start vs floor, bytecode cached (VERCEL_PYTHON_COMPILEALL=1 ships it)",
+        f"{target_ms:.0f} ms vs {floor_ms:.0f} ms = {ratio:.2f}×",
+        f"≤ {GOAL}×",
+        ratio <= GOAL,
     )

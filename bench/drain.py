@@ -213,9 +213,13 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
             ratios = ", ".join(f"{value / r:.2f}× {name}" for name, r in peers.items())
             line(f"ours ({label}): {ratios}")
         line()
+        round_ratios = [
+            o / f
+            for o, f in zip(tallies[OursAsEndpoint.name].round_rates, tallies[faster_name].round_rates, strict=True)
+        ]
         line(
             f"HEADLINE: ours (as the endpoint) ÷ the fastest peer ({faster_name}) = {ours / faster:.2f}× "
-            f"({ours:,.0f} ÷ {faster:,.0f} jobs/s)"
+            f"({ours:,.0f} ÷ {faster:,.0f} jobs/s; per round {min(round_ratios):.2f}–{max(round_ratios):.2f}×)"
         )
         report.add(
             "1. drain, as the endpoint (warm instance) ÷ fastest peer",
@@ -232,16 +236,16 @@ def measure_drain(admin: str, *, jobs: int, rounds: int, ceiling_tx: int, report
 
         heading("2. Raw ceiling: single-client autocommit trivial update (psycopg loop), same server")
         ceiling_rate = ceiling_tally.rate
-        statements = 2  # per invocation of 10 jobs: begin (run start + claim), complete (successes + run finish)
+        statements = 2  # per invocation of 10 jobs: begin (claim + invocation row), complete (successes + its close)
         line(
             f"{ceiling_rate:,.0f} transactions/s (median of {len(ceiling_tally.round_rates)} samples of "
             f"{ceiling_tx:,}: {median(ceiling_tally.round_rates):,.0f}/s)"
         )
         line(
-            f"a job costs {statements / MAX_LIMIT:.1f} transactions in our worker (begin: run start + claim; "
-            "complete: successes + run finish; per 10 jobs), both committed without waiting for the WAL flush "
-            "(synchronous_commit off for the run's bookkeeping, see the throughput migration), so ours may pass "
-            "this ceiling of flushed commits"
+            f"a job costs {statements / MAX_LIMIT:.1f} transactions in our worker (begin: claim + invocation row; "
+            "complete: successes + its close; per 10 jobs), both committed without waiting for the WAL flush "
+            "(synchronous_commit off for the invocation's bookkeeping, see 20261128000100_job_queue.sql), "
+            "so ours may pass this ceiling of flushed commits"
         )
         line(
             f"ours as the endpoint = {ours / ceiling_rate:.0%} of the ceiling, "

@@ -102,7 +102,7 @@ def measure_round_trips(admin: str, *, report: Report) -> None:
         )
     )
     line(
-        "per invocation: begin = run start + pause switch + claim (1), complete = the successes + run finish (1);"
+        "per invocation: begin = pause switch + claim + invocation row (1), complete = the successes + its close (1);"
         " a failure is recorded on its own (1 each)"
     )
     if not pss_used:

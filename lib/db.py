@@ -28,9 +28,10 @@ import contextlib
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, LiteralString
+from typing import Any, ClassVar, LiteralString
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -49,20 +50,31 @@ Row = dict[str, Any]
 class _StatementWatchdog:
     """Cancels the running statement once it exceeds the timeout.
 
-    One polling thread per connection: arming and disarming are plain attribute
-    writes on the hot path, so a statement pays no lock or wake-up for the guard.
+    One polling thread per process watches every connection's guard; it starts
+    with the first guard and lives as long as the process. A thread started per
+    invocation (per connection) cost ~0.15-0.5 ms of every invocation, more on
+    a busy machine (`start()` returns only once the new thread has run).
+    Arming and disarming are plain attribute writes on the hot path, so a
+    statement pays no lock or wake-up for the guard.
     """
 
     _POLL_SECONDS = 0.25
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    # Weak: a guard whose connection was dropped without `stop()` leaves with it.
+    _watched: ClassVar[weakref.WeakSet[_StatementWatchdog]] = weakref.WeakSet()
+    _thread: ClassVar[threading.Thread | None] = None
 
     def __init__(self, connection: Callable[[], psycopg.Connection[Any]], timeout: float) -> None:
         self._connection = connection
         self._timeout = timeout
         self._deadline: float | None = None
         self.fired = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="db-statement-watchdog", daemon=True)
-        self._thread.start()
+        cls = _StatementWatchdog
+        with cls._lock:
+            cls._watched.add(self)
+            if cls._thread is None or not cls._thread.is_alive():  # first use, or a forked child
+                cls._thread = threading.Thread(target=cls._watch_all, name="db-statement-watchdog", daemon=True)
+                cls._thread.start()
 
     def arm(self) -> None:
         self.fired = False
@@ -72,17 +84,27 @@ class _StatementWatchdog:
         self._deadline = None
 
     def stop(self) -> None:
-        self._stop.set()
+        self._deadline = None
+        with self._lock:
+            self._watched.discard(self)
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self._POLL_SECONDS):
-            deadline = self._deadline
-            if deadline is not None and time.monotonic() >= deadline:
-                self._deadline = None
-                self.fired = True
-                # A failed cancel leaves the statement to the server's own limits.
-                with contextlib.suppress(Exception):
-                    self._connection().cancel_safe(timeout=2.0)
+    def _check(self) -> None:
+        deadline = self._deadline
+        if deadline is not None and time.monotonic() >= deadline:
+            self._deadline = None
+            self.fired = True
+            # A failed cancel leaves the statement to the server's own limits.
+            with contextlib.suppress(Exception):
+                self._connection().cancel_safe(timeout=2.0)
+
+    @classmethod
+    def _watch_all(cls) -> None:
+        while True:
+            time.sleep(cls._POLL_SECONDS)
+            with cls._lock:
+                watched = list(cls._watched)
+            for guard in watched:
+                guard._check()
 
 
 class Database:

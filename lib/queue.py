@@ -12,18 +12,20 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
 from lib.db import Database
-from lib.job_views import JobDetailJson, JobSummaryJson
 from lib.jsonb import JsonText
 from lib.settings import RETENTION_DAYS
 from lib.sql import load_queries
 
 QUERIES = load_queries(__file__, "queue.sql")
+
+if TYPE_CHECKING:
+    from lib.job_views import JobDetailJson, JobSummaryJson
 
 DEFAULT_MAX_ATTEMPTS = 5
 CLEANUP_BATCH_SIZE = 1000
@@ -462,6 +464,8 @@ class Queue:
                 "limit": limit + 1,
             },
         )
+        from lib.job_views import JobSummaryJson  # the admin's view: kept off the worker's import path
+
         jobs = [JobSummaryJson.model_validate(row) for row in rows[:limit]]
         next_cursor = JobCursor(rows[limit - 1]["created_at"], rows[limit - 1]["id"]) if len(rows) > limit else None
         return JobPage(jobs=jobs, next_cursor=next_cursor)
@@ -469,6 +473,8 @@ class Queue:
     def get_job(self, job_id: UUID) -> JobDetailJson | None:
         """One job in full, or None when no job has this id."""
         row = self.db.fetchone(QUERIES["get_job"], {"id": job_id})
+        from lib.job_views import JobDetailJson  # the admin's view: kept off the worker's import path
+
         return JobDetailJson.model_validate(row) if row else None
 
     def health(

@@ -439,6 +439,8 @@ declare
     v_jobs job_queue[];
     v_scheduled text[] := '{}';
 begin
+    -- This transaction commits without waiting for the WAL flush: see "Worker invocations" above.
+    perform set_config('synchronous_commit', 'off', true);
     if p_idempotency_key is not null then
         -- A repeat may arrive while the first call is still running (its client
         -- gave up on the connection, the server did not): wait for it to commit.
@@ -468,36 +470,46 @@ begin
         end if;
     end if;
 
-    select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
-      into v_scheduled
-      from job_queue_enqueue_due_schedules() d;
+    -- Nothing due, the common case, costs one probe of job_queue_schedules_due_idx.
+    if exists (select from job_queue_schedules sc where sc.enabled and sc.next_run_at <= now()) then
+        select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
+          into v_scheduled
+          from job_queue_enqueue_due_schedules() d;
+    end if;
 
-    select s.invocation_id, s.processing_enabled, s.paused_reason
-      into v_invocation, v_enabled, v_reason
-      from job_queue_record_invocation_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
-    if v_enabled or coalesce(p_forced, false) then
-        select array_agg(x.job order by x.n)
-          into v_jobs
-          from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
-        if p_idempotency_key is not null then
-            update job_queue_invocations r
-               set idempotency_key = p_idempotency_key,
-                   claimed_job_ids = (select array_agg(j.id) from unnest(v_jobs) j)
-             where r.id = v_invocation;
-        end if;
-        if cardinality(v_jobs) > 0 then
-            return query
-            select v_invocation, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
-                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
-              from unnest(v_jobs) with ordinality as j
-             order by j.ordinality;
-            return;
-        end if;
-    else
-        if p_idempotency_key is not null then
-            update job_queue_invocations r set idempotency_key = p_idempotency_key where r.id = v_invocation;
-        end if;
-        perform job_queue_record_invocation_end(v_invocation, 'paused');
+    update job_queue_invocations r
+       set status = 'failed',
+           error = 'interrupted: the invocation ended without recording its outcome (killed at its time limit?)',
+           finished_at = null
+     where r.status = 'running' and r.started_at < now() - interval '1 hour';
+
+    select s.processing_enabled, s.paused_reason into v_enabled, v_reason from job_queue_settings s;
+    if not (v_enabled or coalesce(p_forced, false)) then
+        insert into job_queue_invocations (trigger_source, requested_limit, forced, idempotency_key, status,
+                                           finished_at, duration_ms)
+        values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false), p_idempotency_key,
+                'paused', clock_timestamp(), (extract(epoch from clock_timestamp() - now()) * 1000)::integer)
+        returning job_queue_invocations.id into v_invocation;
+        return query
+        select v_invocation, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
+               null::integer, null::uuid, null::timestamptz, null::timestamptz;
+        return;
+    end if;
+
+    select array_agg(x.job order by x.n)
+      into v_jobs
+      from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
+    insert into job_queue_invocations (trigger_source, requested_limit, forced, idempotency_key, claimed_job_ids)
+    values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false), p_idempotency_key,
+            case when p_idempotency_key is not null then (select array_agg(j.id) from unnest(v_jobs) j) end)
+    returning job_queue_invocations.id into v_invocation;
+    if cardinality(v_jobs) > 0 then
+        return query
+        select v_invocation, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
+               j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
+          from unnest(v_jobs) with ordinality as j
+         order by j.ordinality;
+        return;
     end if;
     return query
     select v_invocation, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
@@ -550,45 +562,48 @@ begin
         raise exception 'p_lease must be a positive interval (got %)', p_lease using errcode = '22023';
     end if;
 
-    -- Expired leases with no attempts left: failed for good, saying why.
-    update job_queue j
-       set status = 'failed',
-           last_error = format(
-               'lease expired at %s during attempt %s of %s: the worker stopped before finishing (killed at its time limit?)',
-               j.lease_expires_at, j.attempts, j.max_attempts),
-           completed_at = now(),
-           updated_at = now(),
-           lease_token = null,
-           lease_expires_at = null
-     where j.id in (
-        select s.id from job_queue s
-         where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts >= s.max_attempts
-         order by s.lease_expires_at
-         limit 100
-         for update skip locked);
-
-    -- Expired leases with attempts left: taken over as a new attempt.
-    return query
-    with expired as (
-        select s.id from job_queue s
-         where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts < s.max_attempts
-         order by s.lease_expires_at
-         limit p_limit
-         for update skip locked
-    ), taken as (
+    -- Expired leases are rare: one probe of the processing index decides whether to look.
+    if exists (select from job_queue s where s.status = 'processing' and s.lease_expires_at <= now()) then
+        -- Expired leases with no attempts left: failed for good, saying why.
         update job_queue j
-           set attempts = j.attempts + 1,
-               lease_token = gen_random_uuid(),
-               locked_at = now(),
-               lease_expires_at = now() + p_lease,
+           set status = 'failed',
+               last_error = format(
+                   'lease expired at %s during attempt %s of %s: the worker stopped before finishing (killed at its time limit?)',
+                   j.lease_expires_at, j.attempts, j.max_attempts),
+               completed_at = now(),
                updated_at = now(),
-               last_error = format('lease expired at %s during attempt %s; reclaimed', j.lease_expires_at, j.attempts)
-          from expired
-         where j.id = expired.id
-        returning j.*
-    )
-    select * from taken order by run_at;
-    get diagnostics v_reclaimed = row_count;
+               lease_token = null,
+               lease_expires_at = null
+         where j.id in (
+            select s.id from job_queue s
+             where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts >= s.max_attempts
+             order by s.lease_expires_at
+             limit 100
+             for update skip locked);
+
+        -- Expired leases with attempts left: taken over as a new attempt.
+        return query
+        with expired as (
+            select s.id from job_queue s
+             where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts < s.max_attempts
+             order by s.lease_expires_at
+             limit p_limit
+             for update skip locked
+        ), taken as (
+            update job_queue j
+               set attempts = j.attempts + 1,
+                   lease_token = gen_random_uuid(),
+                   locked_at = now(),
+                   lease_expires_at = now() + p_lease,
+                   updated_at = now(),
+                   last_error = format('lease expired at %s during attempt %s; reclaimed', j.lease_expires_at, j.attempts)
+              from expired
+             where j.id = expired.id
+            returning j.*
+        )
+        select * from taken order by run_at;
+        get diagnostics v_reclaimed = row_count;
+    end if;
 
     if v_reclaimed < p_limit then
         return query
@@ -668,14 +683,25 @@ AS $function$
 declare
     v_marked integer := 0;
 begin
+    -- As job_queue_begin_invocation: no wait for the WAL flush, this transaction only.
+    perform set_config('synchronous_commit', 'off', true);
     if cardinality(p_succeeded_ids) > 0 then
         return query
         select m.id, m.status, m.attempts, m.max_attempts, m.run_at, m.last_error
           from job_queue_mark_succeeded_batch(p_succeeded_ids, p_outputs, p_lease_tokens) m;
         get diagnostics v_marked = row_count;
     end if;
-    perform job_queue_record_invocation_end(
-        p_invocation_id, p_status, p_claimed, p_processed, p_succeeded + v_marked, p_failed, p_released, p_error);
+    update job_queue_invocations r
+       set status = p_status,
+           claimed = p_claimed,
+           processed = p_processed,
+           succeeded = p_succeeded + v_marked,
+           failed = p_failed,
+           released = p_released,
+           error = left(p_error, 20000),
+           finished_at = clock_timestamp(),
+           duration_ms = (extract(epoch from clock_timestamp() - r.started_at) * 1000)::integer
+     where r.id = p_invocation_id;
 end
 $function$;
 -- privileges: service_role: EXECUTE
@@ -1242,9 +1268,11 @@ $function$;
 
 CREATE OR REPLACE FUNCTION public.job_queue_mark_succeeded_batch(p_ids uuid[], p_outputs jsonb[], p_lease_tokens uuid[])
  RETURNS TABLE(id uuid, status text, attempts integer, max_attempts integer, run_at timestamp with time zone, last_error text)
- LANGUAGE sql
+ LANGUAGE plpgsql
  SET search_path TO 'public', 'pg_temp'
 AS $function$
+begin
+    return query
     update job_queue j
        set status = 'succeeded',
            output = f.output,
@@ -1257,7 +1285,8 @@ AS $function$
      where j.id = f.id
        and j.status = 'processing'
        and j.lease_token = f.lease_token
-    returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error
+    returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error;
+end
 $function$;
 -- privileges: service_role: EXECUTE
 
@@ -1268,53 +1297,6 @@ CREATE OR REPLACE FUNCTION public.job_queue_payload_key(p_payload jsonb)
  SET search_path TO 'public', 'pg_temp'
 AS $function$
     select md5(coalesce(p_payload, '{}'::jsonb)::text)
-$function$;
--- privileges: service_role: EXECUTE
-
-CREATE OR REPLACE FUNCTION public.job_queue_record_invocation_end(p_invocation_id bigint, p_status text, p_claimed integer DEFAULT 0, p_processed integer DEFAULT 0, p_succeeded integer DEFAULT 0, p_failed integer DEFAULT 0, p_released integer DEFAULT 0, p_error text DEFAULT NULL::text)
- RETURNS void
- LANGUAGE sql
- SET search_path TO 'public', 'pg_temp'
-AS $function$
-    -- As job_queue_record_invocation_start: the invocation's close (and the
-    -- successes recorded with it by job_queue_complete_invocation) commits
-    -- without waiting for the WAL flush.
-    select set_config('synchronous_commit', 'off', true);
-    update job_queue_invocations r
-       set status = p_status,
-           claimed = p_claimed,
-           processed = p_processed,
-           succeeded = p_succeeded,
-           failed = p_failed,
-           released = p_released,
-           error = left(p_error, 20000),
-           finished_at = clock_timestamp(),
-           duration_ms = (extract(epoch from clock_timestamp() - r.started_at) * 1000)::integer
-     where r.id = p_invocation_id
-$function$;
--- privileges: service_role: EXECUTE
-
-CREATE OR REPLACE FUNCTION public.job_queue_record_invocation_start(p_trigger_source text, p_limit integer DEFAULT NULL::integer, p_forced boolean DEFAULT false)
- RETURNS TABLE(invocation_id bigint, processing_enabled boolean, paused_reason text)
- LANGUAGE sql
- SET search_path TO 'public', 'pg_temp'
-AS $function$
-    -- The transaction recording an invocation (and its claim) commits without
-    -- waiting for the WAL flush: see "Worker invocations" above.
-    select set_config('synchronous_commit', 'off', true);
-    with interrupted as (
-        update job_queue_invocations r
-           set status = 'failed',
-               error = 'interrupted: the invocation ended without recording its outcome (killed at its time limit?)',
-               finished_at = null
-         where r.status = 'running' and r.started_at < now() - interval '1 hour'
-    ), invocation as (
-        insert into job_queue_invocations (trigger_source, requested_limit, forced)
-        values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false))
-        returning job_queue_invocations.id
-    )
-    select invocation.id, s.processing_enabled, s.paused_reason
-      from invocation cross join job_queue_settings s
 $function$;
 -- privileges: service_role: EXECUTE
 

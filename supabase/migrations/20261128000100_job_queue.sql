@@ -136,8 +136,8 @@ comment on column public.job_queue_invocations.claimed_job_ids is
 alter table public.job_queue_invocations enable row level security;
 
 create index if not exists job_queue_invocations_started_idx on public.job_queue_invocations (started_at desc);
--- The open invocations: what job_queue_record_invocation_start probes for
--- interrupted ones and job_queue_live_invocations counts.
+-- The open invocations: what job_queue_begin_invocation probes for interrupted
+-- ones and job_queue_live_invocations counts.
 create index if not exists job_queue_invocations_open_idx
     on public.job_queue_invocations (started_at) where status = 'running';
 create unique index if not exists job_queue_invocations_idempotency_key_idx
@@ -281,45 +281,48 @@ begin
         raise exception 'p_lease must be a positive interval (got %)', p_lease using errcode = '22023';
     end if;
 
-    -- Expired leases with no attempts left: failed for good, saying why.
-    update job_queue j
-       set status = 'failed',
-           last_error = format(
-               'lease expired at %s during attempt %s of %s: the worker stopped before finishing (killed at its time limit?)',
-               j.lease_expires_at, j.attempts, j.max_attempts),
-           completed_at = now(),
-           updated_at = now(),
-           lease_token = null,
-           lease_expires_at = null
-     where j.id in (
-        select s.id from job_queue s
-         where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts >= s.max_attempts
-         order by s.lease_expires_at
-         limit 100
-         for update skip locked);
-
-    -- Expired leases with attempts left: taken over as a new attempt.
-    return query
-    with expired as (
-        select s.id from job_queue s
-         where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts < s.max_attempts
-         order by s.lease_expires_at
-         limit p_limit
-         for update skip locked
-    ), taken as (
+    -- Expired leases are rare: one probe of the processing index decides whether to look.
+    if exists (select from job_queue s where s.status = 'processing' and s.lease_expires_at <= now()) then
+        -- Expired leases with no attempts left: failed for good, saying why.
         update job_queue j
-           set attempts = j.attempts + 1,
-               lease_token = gen_random_uuid(),
-               locked_at = now(),
-               lease_expires_at = now() + p_lease,
+           set status = 'failed',
+               last_error = format(
+                   'lease expired at %s during attempt %s of %s: the worker stopped before finishing (killed at its time limit?)',
+                   j.lease_expires_at, j.attempts, j.max_attempts),
+               completed_at = now(),
                updated_at = now(),
-               last_error = format('lease expired at %s during attempt %s; reclaimed', j.lease_expires_at, j.attempts)
-          from expired
-         where j.id = expired.id
-        returning j.*
-    )
-    select * from taken order by run_at;
-    get diagnostics v_reclaimed = row_count;
+               lease_token = null,
+               lease_expires_at = null
+         where j.id in (
+            select s.id from job_queue s
+             where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts >= s.max_attempts
+             order by s.lease_expires_at
+             limit 100
+             for update skip locked);
+
+        -- Expired leases with attempts left: taken over as a new attempt.
+        return query
+        with expired as (
+            select s.id from job_queue s
+             where s.status = 'processing' and s.lease_expires_at <= now() and s.attempts < s.max_attempts
+             order by s.lease_expires_at
+             limit p_limit
+             for update skip locked
+        ), taken as (
+            update job_queue j
+               set attempts = j.attempts + 1,
+                   lease_token = gen_random_uuid(),
+                   locked_at = now(),
+                   lease_expires_at = now() + p_lease,
+                   updated_at = now(),
+                   last_error = format('lease expired at %s during attempt %s; reclaimed', j.lease_expires_at, j.attempts)
+              from expired
+             where j.id = expired.id
+            returning j.*
+        )
+        select * from taken order by run_at;
+        get diagnostics v_reclaimed = row_count;
+    end if;
 
     if v_reclaimed < p_limit then
         return query
@@ -381,16 +384,20 @@ $$;
 -- under the lease token given for it, so a job cancelled or taken over
 -- meanwhile is left alone and simply absent from the result. Most jobs finish
 -- in milliseconds; the worker writes an invocation's successes together
--- (job_queue_complete_invocation) rather than one round trip each.
+-- (job_queue_complete_invocation) rather than one round trip each. PL/pgSQL, so
+-- that a connection keeps its plan (a `language sql` function of a statement
+-- that cannot be inlined, such as an UPDATE, is planned again on every call).
 create or replace function public.job_queue_mark_succeeded_batch(
     p_ids uuid[],
     p_outputs jsonb[],
     p_lease_tokens uuid[]
 )
 returns table (id uuid, status text, attempts integer, max_attempts integer, run_at timestamptz, last_error text)
-language sql
+language plpgsql
 set search_path = public, pg_temp
 as $$
+begin
+    return query
     update job_queue j
        set status = 'succeeded',
            output = f.output,
@@ -403,7 +410,8 @@ as $$
      where j.id = f.id
        and j.status = 'processing'
        and j.lease_token = f.lease_token
-    returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error
+    returning j.id, j.status, j.attempts, j.max_attempts, j.run_at, j.last_error;
+end
 $$;
 
 -- A NULL p_retry_in fails the job for good; otherwise it goes back to pending at
@@ -605,17 +613,20 @@ $$;
 -- ---------------------------------------------------------------------------
 --
 -- An invocation is two statements, each its own committed transaction: begin
--- (evaluate the due schedules, record the invocation, read the pause switch,
--- claim) and complete (record the held successes, close the invocation). The
--- commits, not the work, were most of an invocation's time.
+-- (evaluate the due schedules, read the pause switch, claim, record the
+-- invocation) and complete (record the held successes, close the invocation).
+-- Both are PL/pgSQL with their statements inline, so the connection the worker
+-- keeps between warm invocations keeps every plan; the invocation's row is
+-- written once by each. (Measured per invocation of 10 jobs, bench/drain.py:
+-- composing `language sql` helpers, planned again on every call, and writing
+-- the row three times cost a quarter of the invocation.)
 --
--- Both commit without waiting for the WAL flush: job_queue_record_invocation_start
--- and job_queue_record_invocation_end set `synchronous_commit = off` for their
--- transaction only (set_config(..., true), so it is safe behind a
--- transaction-mode pooler). Each flush cost ~0.6-0.8 ms, more than the server
--- work of either statement (bench/drain.py, "where the time goes"). What that
--- gives up: only when the database server itself crashes (not the worker) may
--- the last few hundred milliseconds of invocation bookkeeping be lost
+-- Both commit without waiting for the WAL flush: each sets
+-- `synchronous_commit = off` for its own transaction only (set_config(...,
+-- true), so it is safe behind a transaction-mode pooler). Each flush cost
+-- ~0.6-0.8 ms, more than the server work of either statement. What that gives
+-- up: only when the database server itself crashes (not the worker) may the
+-- last few hundred milliseconds of invocation bookkeeping be lost
 -- (wal_writer_delay, 200 ms, up to three times that). Nothing becomes
 -- inconsistent and no job is lost: enqueues, cancels, retries, failures
 -- (job_queue_mark_failed) and the admin switches keep synchronous commits, and
@@ -630,78 +641,16 @@ $$;
 -- still open after an hour (longer than any Vercel function may live) was
 -- interrupted.
 
--- Records the start of a worker invocation (closing interrupted ones) and
--- returns the pause switch in the same statement. Internal to
--- job_queue_begin_invocation.
-create or replace function public.job_queue_record_invocation_start(
-    p_trigger_source text,
-    p_limit integer default null,
-    p_forced boolean default false
-)
-returns table (invocation_id bigint, processing_enabled boolean, paused_reason text)
-language sql
-set search_path = public, pg_temp
-as $$
-    -- The transaction recording an invocation (and its claim) commits without
-    -- waiting for the WAL flush: see "Worker invocations" above.
-    select set_config('synchronous_commit', 'off', true);
-    with interrupted as (
-        update job_queue_invocations r
-           set status = 'failed',
-               error = 'interrupted: the invocation ended without recording its outcome (killed at its time limit?)',
-               finished_at = null
-         where r.status = 'running' and r.started_at < now() - interval '1 hour'
-    ), invocation as (
-        insert into job_queue_invocations (trigger_source, requested_limit, forced)
-        values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false))
-        returning job_queue_invocations.id
-    )
-    select invocation.id, s.processing_enabled, s.paused_reason
-      from invocation cross join job_queue_settings s
-$$;
-
--- Closes an invocation with its counts. Internal to job_queue_begin_invocation
--- (a paused invocation) and job_queue_complete_invocation.
-create or replace function public.job_queue_record_invocation_end(
-    p_invocation_id bigint,
-    p_status text,
-    p_claimed integer default 0,
-    p_processed integer default 0,
-    p_succeeded integer default 0,
-    p_failed integer default 0,
-    p_released integer default 0,
-    p_error text default null
-)
-returns void
-language sql
-set search_path = public, pg_temp
-as $$
-    -- As job_queue_record_invocation_start: the invocation's close (and the
-    -- successes recorded with it by job_queue_complete_invocation) commits
-    -- without waiting for the WAL flush.
-    select set_config('synchronous_commit', 'off', true);
-    update job_queue_invocations r
-       set status = p_status,
-           claimed = p_claimed,
-           processed = p_processed,
-           succeeded = p_succeeded,
-           failed = p_failed,
-           released = p_released,
-           error = left(p_error, 20000),
-           finished_at = clock_timestamp(),
-           duration_ms = (extract(epoch from clock_timestamp() - r.started_at) * 1000)::integer
-     where r.id = p_invocation_id
-$$;
-
 -- The invocation's first statement. Enqueues the due schedules' jobs (also
 -- while paused, so a paused queue still holds its one pending copy of each, and
--- so a job enqueued here can be claimed by this very invocation), records the
--- invocation and, unless processing is paused (and not forced), claims up to
--- p_limit jobs. Returns one row per claimed job, each carrying the invocation;
--- when nothing is claimed, one row with the invocation and NULL job columns. A
--- paused invocation is closed here as `paused`. Payloads come back as JSON
--- text, decoded by the worker only when the job's handler runs. `scheduled` (on
--- every row) names the schedules that enqueued or found a live job in this call.
+-- so a job enqueued here can be claimed by this very invocation), closes
+-- interrupted invocations, and, unless processing is paused (and not forced),
+-- claims up to p_limit jobs; then records the invocation. Returns one row per
+-- claimed job, each carrying the invocation; when nothing is claimed, one row
+-- with the invocation and NULL job columns. A paused invocation is recorded
+-- already closed, as `paused`. Payloads come back as JSON text, decoded by the
+-- worker only when the job's handler runs. `scheduled` (on every row) names the
+-- schedules that enqueued or found a live job in this call.
 --
 -- It may be sent twice. The worker keeps its connection between warm
 -- invocations; a kept connection can break unseen (the pooler or a NAT dropped
@@ -713,11 +662,11 @@ $$;
 -- under the same leases (nothing is claimed twice, nothing is stranded), and
 -- evaluates no schedule (`scheduled` is '{}'). Without an id (NULL, the default)
 -- every call is a new invocation. A job is still "held by that invocation"
--- while it is `processing` and was locked at the invocation's start:
--- job_queue_record_invocation_start and job_queue_claim run in the one
--- transaction, so the invocation's `started_at` and each claimed job's
--- `locked_at` are the same now(); a later takeover stamps a later one. No lease
--- token is stored outside job_queue (the invocation history is readable by admins).
+-- while it is `processing` and was locked at the invocation's start: the claim
+-- and the invocation's row are written in the one transaction, so the
+-- invocation's `started_at` and each claimed job's `locked_at` are the same
+-- now(); a later takeover stamps a later one. No lease token is stored outside
+-- job_queue (the invocation history is readable by admins).
 create or replace function public.job_queue_begin_invocation(
     p_trigger_source text,
     p_limit integer,
@@ -752,6 +701,8 @@ declare
     v_jobs job_queue[];
     v_scheduled text[] := '{}';
 begin
+    -- This transaction commits without waiting for the WAL flush: see "Worker invocations" above.
+    perform set_config('synchronous_commit', 'off', true);
     if p_idempotency_key is not null then
         -- A repeat may arrive while the first call is still running (its client
         -- gave up on the connection, the server did not): wait for it to commit.
@@ -781,36 +732,46 @@ begin
         end if;
     end if;
 
-    select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
-      into v_scheduled
-      from job_queue_enqueue_due_schedules() d;
+    -- Nothing due, the common case, costs one probe of job_queue_schedules_due_idx.
+    if exists (select from job_queue_schedules sc where sc.enabled and sc.next_run_at <= now()) then
+        select coalesce(array_agg(d.schedule_name order by d.schedule_name) filter (where d.job_id is not null), '{}')
+          into v_scheduled
+          from job_queue_enqueue_due_schedules() d;
+    end if;
 
-    select s.invocation_id, s.processing_enabled, s.paused_reason
-      into v_invocation, v_enabled, v_reason
-      from job_queue_record_invocation_start(p_trigger_source, p_limit, coalesce(p_forced, false)) s;
-    if v_enabled or coalesce(p_forced, false) then
-        select array_agg(x.job order by x.n)
-          into v_jobs
-          from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
-        if p_idempotency_key is not null then
-            update job_queue_invocations r
-               set idempotency_key = p_idempotency_key,
-                   claimed_job_ids = (select array_agg(j.id) from unnest(v_jobs) j)
-             where r.id = v_invocation;
-        end if;
-        if cardinality(v_jobs) > 0 then
-            return query
-            select v_invocation, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
-                   j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
-              from unnest(v_jobs) with ordinality as j
-             order by j.ordinality;
-            return;
-        end if;
-    else
-        if p_idempotency_key is not null then
-            update job_queue_invocations r set idempotency_key = p_idempotency_key where r.id = v_invocation;
-        end if;
-        perform job_queue_record_invocation_end(v_invocation, 'paused');
+    update job_queue_invocations r
+       set status = 'failed',
+           error = 'interrupted: the invocation ended without recording its outcome (killed at its time limit?)',
+           finished_at = null
+     where r.status = 'running' and r.started_at < now() - interval '1 hour';
+
+    select s.processing_enabled, s.paused_reason into v_enabled, v_reason from job_queue_settings s;
+    if not (v_enabled or coalesce(p_forced, false)) then
+        insert into job_queue_invocations (trigger_source, requested_limit, forced, idempotency_key, status,
+                                           finished_at, duration_ms)
+        values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false), p_idempotency_key,
+                'paused', clock_timestamp(), (extract(epoch from clock_timestamp() - now()) * 1000)::integer)
+        returning job_queue_invocations.id into v_invocation;
+        return query
+        select v_invocation, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
+               null::integer, null::uuid, null::timestamptz, null::timestamptz;
+        return;
+    end if;
+
+    select array_agg(x.job order by x.n)
+      into v_jobs
+      from (select c as job, row_number() over () as n from job_queue_claim(p_limit, p_lease) c) x;
+    insert into job_queue_invocations (trigger_source, requested_limit, forced, idempotency_key, claimed_job_ids)
+    values (coalesce(p_trigger_source, 'unknown'), p_limit, coalesce(p_forced, false), p_idempotency_key,
+            case when p_idempotency_key is not null then (select array_agg(j.id) from unnest(v_jobs) j) end)
+    returning job_queue_invocations.id into v_invocation;
+    if cardinality(v_jobs) > 0 then
+        return query
+        select v_invocation, v_enabled, v_reason, v_scheduled, j.id, j.task_type, j.payload::text, j.attempts,
+               j.max_attempts, j.lease_token, j.run_at, j.lease_expires_at
+          from unnest(v_jobs) with ordinality as j
+         order by j.ordinality;
+        return;
     end if;
     return query
     select v_invocation, v_enabled, v_reason, v_scheduled, null::uuid, null::text, null::text, null::integer,
@@ -818,9 +779,9 @@ begin
 end
 $$;
 
--- Records the invocation's held successes (fenced by lease token, as
--- job_queue_mark_succeeded_batch) and closes the invocation with its counts;
--- the successes actually recorded are added to p_succeeded. Returns the jobs it
+-- Records the invocation's held successes (job_queue_mark_succeeded_batch,
+-- fenced by lease token) and closes the invocation with its counts; the
+-- successes actually recorded are added to p_succeeded. Returns the jobs it
 -- marked; a held job missing from the result had lost its lease.
 create or replace function public.job_queue_complete_invocation(
     p_invocation_id bigint,
@@ -842,14 +803,25 @@ as $$
 declare
     v_marked integer := 0;
 begin
+    -- As job_queue_begin_invocation: no wait for the WAL flush, this transaction only.
+    perform set_config('synchronous_commit', 'off', true);
     if cardinality(p_succeeded_ids) > 0 then
         return query
         select m.id, m.status, m.attempts, m.max_attempts, m.run_at, m.last_error
           from job_queue_mark_succeeded_batch(p_succeeded_ids, p_outputs, p_lease_tokens) m;
         get diagnostics v_marked = row_count;
     end if;
-    perform job_queue_record_invocation_end(
-        p_invocation_id, p_status, p_claimed, p_processed, p_succeeded + v_marked, p_failed, p_released, p_error);
+    update job_queue_invocations r
+       set status = p_status,
+           claimed = p_claimed,
+           processed = p_processed,
+           succeeded = p_succeeded + v_marked,
+           failed = p_failed,
+           released = p_released,
+           error = left(p_error, 20000),
+           finished_at = clock_timestamp(),
+           duration_ms = (extract(epoch from clock_timestamp() - r.started_at) * 1000)::integer
+     where r.id = p_invocation_id;
 end
 $$;
 
@@ -873,7 +845,7 @@ $$;
 -- paused: a paused queue stops the chain.
 
 -- An invocation is live while it is `running` and younger than an hour (older
--- ones were interrupted: job_queue_record_invocation_start closes them).
+-- ones were interrupted: job_queue_begin_invocation closes them).
 create or replace function public.job_queue_live_invocations()
 returns integer
 language sql

@@ -40,7 +40,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from lib.errors import (
     ApiError,
@@ -57,6 +57,7 @@ from lib.errors import (
 )
 from lib.jobs.registry import TaskRegistry, default_registry
 from lib.json_input import UnsafeInput, parse_json, text_problem
+from lib.jsonnames import CamelModel
 from lib.observability import capture_bug, flush_sentry, init_sentry, log, log_exception
 from lib.settings import get_settings
 from lib.validation import field_errors
@@ -131,6 +132,16 @@ class Response:
 
 def json_response(body: Any, status: int = 200, **headers: str) -> Response:
     return Response(status=status, body=body, headers=dict(headers))
+
+
+class ResponseBody(CamelModel):
+    """The published model of a response body: camelCase keys, and keys beyond those declared allowed.
+
+    A body may carry more than its model declares (SPEC: "extras allowed"), so
+    adding a key to a response never turns it into a 500 in `model_response`.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
 
 def model_response(model: type[BaseModel], body: dict[str, Any], status: int = 200, **headers: str) -> Response:

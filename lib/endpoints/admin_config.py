@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from lib.http import Request, Response, model_response
-from lib.jsonnames import CamelModel
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.settings import get_settings, secret_value
 
 
@@ -22,10 +21,8 @@ class ConfigQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PublicConfig(CamelModel):
+class PublicConfig(ResponseBody):
     """What the page needs to sign in with Supabase; nothing secret (the anon key is public)."""
-
-    model_config = ConfigDict(extra="allow")
 
     supabase_url: str | None
     supabase_anon_key: str | None

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lib.auth.admin import AdminSession, admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
-from lib.http import Request, Response, model_response
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.job_status import JobStatusField
 from lib.job_views import JobDetailJson, JobSummaryJson
 from lib.jsonnames import CamelModel
@@ -45,10 +45,8 @@ class ToggleBody(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="shown while paused; dropped on resume")
 
 
-class ProcessingState(CamelModel):
+class ProcessingState(ResponseBody):
     """The pause switch after the change."""
-
-    model_config = ConfigDict(extra="allow")
 
     processing_enabled: bool
     paused_reason: str | None
@@ -116,19 +114,15 @@ class JobsQuery(CamelModel):
         return self
 
 
-class JobPage(CamelModel):
+class JobPage(ResponseBody):
     """Newest first; pass nextCursor back as cursor for the next page (null: no more)."""
-
-    model_config = ConfigDict(extra="allow")
 
     jobs: list[JobSummaryJson]
     next_cursor: str | None
 
 
-class OneJob(BaseModel):
+class OneJob(ResponseBody):
     """`?id=`: one job in full."""
-
-    model_config = ConfigDict(extra="allow")
 
     job: JobDetailJson
 
@@ -168,10 +162,8 @@ class ActionBody(CamelModel):
     job_id: UUID
 
 
-class ActionResult(CamelModel):
+class ActionResult(ResponseBody):
     """The transition made."""
-
-    model_config = ConfigDict(extra="allow")
 
     success: Literal[True]
     action: str = Field(description="the action of the request")

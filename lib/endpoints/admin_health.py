@@ -15,9 +15,8 @@ from lib.auth.runner import match_runner_secret
 from lib.db import connect
 from lib.errors import Unauthorized
 from lib.health import health_report
-from lib.http import Request, Response, model_response
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.job_views import JobColumns
-from lib.jsonnames import CamelModel
 from lib.settings import Settings, get_settings
 
 
@@ -27,12 +26,7 @@ class HealthParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Open(CamelModel):
-    # Keys added later are allowed: the health report grows (schedules, sync runs).
-    model_config = ConfigDict(extra="allow")
-
-
-class QueueCounts(_Open):
+class QueueCounts(ResponseBody):
     pending: int
     processing: int
     succeeded: int
@@ -40,7 +34,7 @@ class QueueCounts(_Open):
     cancelled: int
 
 
-class RecentRun(_Open):
+class RecentRun(ResponseBody):
     """One worker invocation (job_queue_invocations)."""
 
     id: int
@@ -61,7 +55,7 @@ class RecentJob(JobColumns):
     """One of the newest jobs: the fields every view of a job shows (lib.job_views), lastError cut to 1000."""
 
 
-class HealthResponse(_Open):
+class HealthResponse(ResponseBody):
     """The queue's health; the same body with 200 (healthy) and 503 (not)."""
 
     healthy: bool

@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from lib.auth.admin import admin_connection
 from lib.endpoints.worker import RunParams, report_model
 from lib.errors import InvalidRequest
-from lib.http import Request, Response, model_response
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.jobs.registry import PayloadRejected, TaskRegistry, TaskSpec, stored_payload
 from lib.jsonnames import CamelModel
 from lib.kick import kick_worker
@@ -86,23 +86,17 @@ class TaskTypesQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class TaskTypeJson(CamelModel):
-    model_config = ConfigDict(extra="allow")
-
+class TaskTypeJson(ResponseBody):
     task_type: str
     default_payload: dict[str, Any] | None
     payload_schema: dict[str, Any] = Field(description="the payload model's JSON Schema")
 
 
-class TaskTypeList(CamelModel):
-    model_config = ConfigDict(extra="allow")
-
+class TaskTypeList(ResponseBody):
     task_types: list[TaskTypeJson]
 
 
-class CreatedJob(CamelModel):
-    model_config = ConfigDict(extra="allow")
-
+class CreatedJob(ResponseBody):
     success: bool
     job_id: str
 

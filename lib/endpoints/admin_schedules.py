@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from lib.auth.admin import admin_connection
 from lib.errors import Conflict, InvalidRequest, NotFound
-from lib.http import Request, Response, model_response
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.jobs.registry import PayloadRejected, stored_payload
 from lib.jsonnames import CamelModel
 from lib.observability import log
@@ -45,10 +45,8 @@ class SaveBody(CamelModel):
     payload: dict[str, Any] | None = None
 
 
-class ScheduleJson(CamelModel):
+class ScheduleJson(ResponseBody):
     """A recurring job: what it enqueues, when (five-field cron, UTC), and its last enqueue."""
-
-    model_config = ConfigDict(extra="allow")
 
     name: str
     task_type: str
@@ -60,16 +58,12 @@ class ScheduleJson(CamelModel):
     last_job_id: str | None
 
 
-class ScheduleList(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
+class ScheduleList(ResponseBody):
     schedules: list[ScheduleJson]
 
 
-class SavedSchedule(BaseModel):
+class SavedSchedule(ResponseBody):
     """The schedule after the change; `created` when it is new (HTTP 201)."""
-
-    model_config = ConfigDict(extra="allow")
 
     schedule: ScheduleJson
     created: bool

@@ -16,12 +16,11 @@ from __future__ import annotations
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import ConfigDict, Field
+from pydantic import Field
 
 from lib.auth.admin import admin_connection
 from lib.game_platform.payloads import SYNC_TASK_TYPE, TOTALS_SWEEP_TASK_TYPE, SweepRequest, SyncRequest
-from lib.http import Request, Response, model_response
-from lib.jsonnames import CamelModel
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.kick import kick_worker
 from lib.observability import log
 from lib.queue import Queue
@@ -30,10 +29,8 @@ from lib.settings import get_settings
 DEDUPLICATED_MESSAGE = "deduplicated: an equal job is already queued"
 
 
-class TriggerResponse(CamelModel):
+class TriggerResponse(ResponseBody):
     """The job that will do the work: a new one, or the equal job already pending or processing."""
-
-    model_config = ConfigDict(extra="allow")
 
     success: Literal[True]
     job_id: UUID

@@ -117,14 +117,34 @@ class Operation:
 @dataclass(frozen=True)
 class Endpoint:
     path: str
-    file: str  # the api/ file that serves it
     operations: tuple[Operation, ...] = field(default_factory=tuple)
+
+    @property
+    def file(self) -> str:
+        """The api/ file that serves it: Vercel maps api/a/b-c.py to /api/a/b-c."""
+        return self.path.removeprefix("/") + ".py"
 
 
 BAD_INPUT = Answer("Invalid input: malformed JSON, an unknown field, a wrong type or value; `details` lists each.")
 UNAUTHORIZED = Answer("No valid credential.")
 FORBIDDEN = Answer("A valid session whose profile is not an admin, or a cookie session sent cross-site.")
 UNAVAILABLE = Answer("The database (or Supabase Auth) is unreachable, or a variable is missing: the message says.")
+
+
+def _admin(
+    method: str,
+    summary: str,
+    ok: Answer,
+    *,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    description: str = "",
+    **more: Answer,
+) -> Operation:
+    """An admin-only operation: `ok` is its 200 answer, `more` its other answers beyond the admin errors (s404=…)."""
+    return Operation(
+        method, summary, ADMIN, _admin_errors(s200=ok, **more), query=query, body=body, description=description
+    )
 
 
 def _admin_errors(**extra: Answer) -> dict[int, Answer]:
@@ -157,11 +177,10 @@ _HEALTH_AUTH = "An admin session, or either runner secret (for monitors)."
 
 
 def _trigger(task: str, model: type[BaseModel]) -> Operation:
-    return Operation(
+    return _admin(
         "POST",
         f"Enqueue a {task} job (deduplicated)",
-        ADMIN,
-        _admin_errors(s200=Answer("The job's id: a new job, or the equal job already queued.", (TriggerResponse,))),
+        Answer("The job's id: a new job, or the equal job already queued.", (TriggerResponse,)),
         body=model,
         description="The stored payload is the body with every default filled in. While an equal job is pending "
         "or processing, nothing is enqueued: the answer names that job, with `deduplicated: true`.",
@@ -171,7 +190,6 @@ def _trigger(task: str, model: type[BaseModel]) -> Operation:
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
         "/api/admin/config",
-        "api/admin/config.py",
         (
             Operation(
                 "GET",
@@ -184,40 +202,34 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "/api/admin/jobs/create",
-        "api/admin/jobs/create.py",
         (
-            Operation(
+            _admin(
                 "GET",
                 "The task types a job can be created for, with their payload schemas",
-                ADMIN,
-                _admin_errors(s200=Answer("Every registered task type.", (TaskTypeList,))),
+                Answer("Every registered task type.", (TaskTypeList,)),
                 query=TaskTypesQuery,
             ),
-            Operation(
+            _admin(
                 "POST",
                 "Create a job of a registered task type",
-                ADMIN,
-                _admin_errors(s200=Answer("The new job's id.", (CreatedJob,))),
+                Answer("The new job's id.", (CreatedJob,)),
                 body=CreateBody,
             ),
         ),
     ),
     Endpoint(
         "/api/admin/jobs/run-worker",
-        "api/admin/jobs/run-worker.py",
         (
-            Operation(
+            _admin(
                 "POST",
                 "Run the worker once (trigger source admin_manual)",
-                ADMIN,
-                _admin_errors(s200=Answer("The invocation's report, or `paused`.", (RunReport, PausedReport))),
+                Answer("The invocation's report, or `paused`.", (RunReport, PausedReport)),
                 body=RunParams,
             ),
         ),
     ),
     Endpoint(
         "/api/jobs/run",
-        "api/jobs/run.py",
         (
             Operation(
                 "GET",
@@ -239,17 +251,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "/api/admin/jobs/trigger-sync",
-        "api/admin/jobs/trigger-sync.py",
         (_trigger("game_platform_sync", SyncRequest),),
     ),
     Endpoint(
         "/api/admin/jobs/trigger-totals-sweep",
-        "api/admin/jobs/trigger-totals-sweep.py",
         (_trigger("game_platform_totals_sweep", SweepRequest),),
     ),
     Endpoint(
         "/api/admin/job-queue/health",
-        "api/admin/job-queue/health.py",
         (
             Operation(
                 "GET",
@@ -271,71 +280,56 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "/api/admin/job-queue/schedules",
-        "api/admin/job-queue/schedules.py",
         (
-            Operation(
+            _admin(
                 "GET",
                 "List the schedules",
-                ADMIN,
-                _admin_errors(s200=Answer("Every schedule.", (ScheduleList,))),
+                Answer("Every schedule.", (ScheduleList,)),
                 query=ListQuery,
             ),
-            Operation(
+            _admin(
                 "POST",
                 "Update a schedule (name, enabled, cron, payload) or create one (taskType too)",
-                ADMIN,
-                _admin_errors(
-                    s200=Answer("The schedule, updated.", (SavedSchedule,)),
-                    s201=Answer("The schedule, created.", (SavedSchedule,)),
-                    s404=Answer("No schedule has that name (and no taskType was given to create it)."),
-                    s409=Answer("The change conflicts with the schedule's state."),
-                ),
+                Answer("The schedule, updated.", (SavedSchedule,)),
+                s201=Answer("The schedule, created.", (SavedSchedule,)),
+                s404=Answer("No schedule has that name (and no taskType was given to create it)."),
+                s409=Answer("The change conflicts with the schedule's state."),
                 body=SaveBody,
             ),
         ),
     ),
     Endpoint(
         "/api/admin/job-queue/toggle",
-        "api/admin/job-queue/toggle.py",
         (
-            Operation(
+            _admin(
                 "POST",
                 "Pause or resume processing",
-                ADMIN,
-                _admin_errors(s200=Answer("The pause switch now.", (ProcessingState,))),
+                Answer("The pause switch now.", (ProcessingState,)),
                 body=ToggleBody,
             ),
         ),
     ),
     Endpoint(
         "/api/admin/job-queue/jobs",
-        "api/admin/job-queue/jobs.py",
         (
-            Operation(
+            _admin(
                 "GET",
                 "List jobs (newest first, keyset pages), or one job in full with ?id=",
-                ADMIN,
-                _admin_errors(
-                    s200=Answer("A page of jobs, or with `id` the job in full.", (JobPage, OneJob)),
-                    s404=Answer("No job has that id."),
-                ),
+                Answer("A page of jobs, or with `id` the job in full.", (JobPage, OneJob)),
+                s404=Answer("No job has that id."),
                 query=JobsQuery,
             ),
         ),
     ),
     Endpoint(
         "/api/admin/job-queue/actions",
-        "api/admin/job-queue/actions.py",
         (
-            Operation(
+            _admin(
                 "POST",
                 "Retry or cancel a job",
-                ADMIN,
-                _admin_errors(
-                    s200=Answer("The transition made.", (ActionResult,)),
-                    s404=Answer("No job has that id."),
-                    s409=Answer("Impossible from the job's current status.", (ConflictBody,)),
-                ),
+                Answer("The transition made.", (ActionResult,)),
+                s404=Answer("No job has that id."),
+                s409=Answer("Impossible from the job's current status.", (ConflictBody,)),
                 body=ActionBody,
             ),
         ),

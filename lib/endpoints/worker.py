@@ -11,8 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lib.auth.runner import require_runner_secret, trigger_source
 from lib.db import connect
 from lib.fanout import Chain, start_follow_ups
-from lib.http import Request, Response, model_response
-from lib.jsonnames import CamelModel
+from lib.http import Request, Response, ResponseBody, model_response
 from lib.settings import get_settings
 from lib.worker import MAX_LIMIT, Worker
 
@@ -30,10 +29,8 @@ class RunParams(BaseModel):
         return min(value, MAX_LIMIT)
 
 
-class JobOutcome(CamelModel):
+class JobOutcome(ResponseBody):
     """One claimed job: its status after this invocation."""
-
-    model_config = ConfigDict(extra="allow")
 
     id: str
     task_type: str
@@ -48,10 +45,8 @@ class JobOutcome(CamelModel):
     job_status: str | None = Field(default=None, description="with leaseLost: what the job's row says now")
 
 
-class RunReport(BaseModel):
+class RunReport(ResponseBody):
     """What one worker invocation did."""
-
-    model_config = ConfigDict(extra="allow")
 
     status: Literal["ok"]
     processed: int
@@ -61,20 +56,16 @@ class RunReport(BaseModel):
     results: list[JobOutcome]
 
 
-class PausedReport(BaseModel):
+class PausedReport(ResponseBody):
     """Processing is paused and `force` was not given: nothing was claimed."""
-
-    model_config = ConfigDict(extra="allow")
 
     status: Literal["paused"]
     processed: Literal[0]
     reason: str | None
 
 
-class DeclinedReport(BaseModel):
+class DeclinedReport(ResponseBody):
     """A fan-out follow-up refused by its bound (or by the pause switch): nothing was claimed."""
-
-    model_config = ConfigDict(extra="allow")
 
     status: Literal["declined"]
     processed: Literal[0]
